@@ -1,0 +1,216 @@
+"""The one switch between NumPy and CuPy.
+
+Every kernel in npcnn asks this module for its array library instead of importing NumPy directly::
+
+    xp = get_array_module(x)      # numpy for NumPy arrays, cupy for CuPy arrays
+    out = xp.maximum(x, 0)
+
+The few operations whose spelling differs between the two libraries (scatter-add, strided views,
+the FFT module, random numbers) are wrapped here, so no layer ever branches on the library.
+
+The active backend is NumPy unless the environment variable ``NPCNN_BACKEND=cupy`` is set or
+``set_backend("cupy")`` is called. CuPy is imported only when it is asked for.
+"""
+
+import contextlib
+import os
+
+import numpy as np
+
+_BACKENDS = ("numpy", "cupy")
+
+_state = {"name": None, "module": None, "dtype": np.dtype(np.float32), "rng": None, "seed": None}
+
+
+# ----------------------------------------------------------------------------- the switch
+
+
+def _import_cupy():
+    """Import CuPy and check that a GPU is visible, with errors a user can act on."""
+    try:
+        import cupy
+    except ImportError as err:
+        raise RuntimeError(
+            "npcnn backend 'cupy' was requested but CuPy is not installed. "
+            "Install it with `pip install npcnn[gpu]` (or the cupy-cudaXXx wheel matching your "
+            "CUDA), or use the NumPy backend: npcnn.set_backend('numpy')."
+        ) from err
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # CUDA driver missing or broken
+        raise RuntimeError(f"npcnn backend 'cupy': CuPy is installed but CUDA failed: {err}") from err
+    if count == 0:
+        raise RuntimeError("npcnn backend 'cupy': CuPy is installed but no GPU is visible.")
+    return cupy
+
+
+def set_backend(name):
+    """Make ``name`` ("numpy" or "cupy") the array library for new arrays and parameters."""
+    if name not in _BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; expected one of {_BACKENDS}")
+    if name == _state["name"]:
+        return
+    module = np if name == "numpy" else _import_cupy()
+    _state["name"], _state["module"] = name, module
+    _state["rng"] = None  # a generator belongs to one library; the next use makes a fresh one
+
+
+def get_backend():
+    """The active backend's name: "numpy" or "cupy"."""
+    if _state["name"] is None:
+        set_backend(os.environ.get("NPCNN_BACKEND", "numpy").strip().lower() or "numpy")
+    return _state["name"]
+
+
+def xp():
+    """The active array module (``numpy`` or ``cupy``)."""
+    get_backend()
+    return _state["module"]
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Context manager: ``with use_backend("numpy"): ...`` runs the block on another backend."""
+    previous = get_backend()
+    set_backend(name)
+    try:
+        yield xp()
+    finally:
+        set_backend(previous)
+
+
+def is_cupy_array(a):
+    """True for a CuPy array, decided without importing CuPy."""
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def get_array_module(*arrays):
+    """The module (numpy or cupy) that owns ``arrays``; numpy for plain Python values."""
+    for a in arrays:
+        if is_cupy_array(a):
+            import cupy
+
+            return cupy
+    return np
+
+
+# ----------------------------------------------------------------------------- moving data
+
+
+def to_numpy(a):
+    """A NumPy array holding ``a`` (copied from the GPU when ``a`` lives there)."""
+    if is_cupy_array(a):
+        return a.get()
+    return np.asarray(a)
+
+
+def asarray(a, dtype=None):
+    """``a`` as an array of the active backend (moved to the GPU under CuPy)."""
+    module = xp()
+    if module is np:
+        return np.asarray(to_numpy(a), dtype=dtype)
+    return module.asarray(a, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- dtypes
+
+
+def set_default_dtype(dtype):
+    """Set the floating dtype of new parameters and loaded data (float32 unless changed)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"default dtype must be a floating type, got {dtype}")
+    _state["dtype"] = dtype
+
+
+def get_default_dtype():
+    """The floating dtype of new parameters (``numpy.float32`` by default)."""
+    return _state["dtype"]
+
+
+@contextlib.contextmanager
+def default_dtype(dtype):
+    """Context manager: build parameters in ``dtype`` (e.g. float64 for gradient checks)."""
+    previous = get_default_dtype()
+    set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        set_default_dtype(previous)
+
+
+# ----------------------------------------------------------------------------- randomness
+
+
+def manual_seed(seed):
+    """Seed npcnn's random generator: initializers, dropout, shuffling and augmentation.
+
+    With a fixed seed a whole run is deterministic on the NumPy backend.
+    """
+    seed = int(seed)
+    _state["seed"] = seed
+    _state["rng"] = xp().random.default_rng(seed)
+
+
+def rng():
+    """npcnn's random generator for the active backend (``numpy.random.Generator`` on NumPy)."""
+    if _state["rng"] is None:
+        _state["rng"] = xp().random.default_rng(_state["seed"])
+    return _state["rng"]
+
+
+def get_rng_state():
+    """The generator's state as a JSON-friendly dict (NumPy backend), for checkpoints."""
+    generator = rng()
+    return generator.bit_generator.state
+
+
+def set_rng_state(state):
+    """Restore a state returned by :func:`get_rng_state`."""
+    rng().bit_generator.state = state
+
+
+# ----------------------------------------------------------------------------- ops that differ
+
+
+def scatter_add(a, indices, values):
+    """In place ``a[indices] += values``, adding repeated indices (unbuffered)."""
+    if is_cupy_array(a):
+        import cupyx
+
+        cupyx.scatter_add(a, indices, values)
+    else:
+        np.add.at(a, indices, values)
+
+
+def as_strided(x, shape, strides):
+    """A strided view of ``x`` (read-only use: windows overlap, so never write through it)."""
+    module = get_array_module(x)
+    return module.lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
+
+
+def sliding_window_view(x, window_shape, axis=None):
+    """Read-only view of all windows of ``window_shape`` over ``axis`` (NumPy's semantics)."""
+    if is_cupy_array(x):
+        import cupy
+
+        return cupy.lib.stride_tricks.sliding_window_view(x, window_shape, axis=axis)
+    return np.lib.stride_tricks.sliding_window_view(x, window_shape, axis=axis)
+
+
+def fft_module(x=None):
+    """The FFT module for ``x``'s library: ``scipy.fft`` or ``cupyx.scipy.fft``."""
+    if (x is not None and is_cupy_array(x)) or (x is None and get_backend() == "cupy"):
+        import cupyx.scipy.fft
+
+        return cupyx.scipy.fft
+    import scipy.fft
+
+    return scipy.fft
+
+
+def next_fast_len(n):
+    """Smallest length >= n that the FFT handles quickly (a product of 2, 3, 5 and 7)."""
+    import scipy.fft
+
+    return scipy.fft.next_fast_len(int(n), real=True)

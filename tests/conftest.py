@@ -1,0 +1,62 @@
+"""Shared test set-up: the offline datasets, float64 helpers and optional oracles."""
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+import npcnn
+
+_SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+if "NPCNN_DATA" not in os.environ and _SHARED_DATA.is_dir():
+    os.environ["NPCNN_DATA"] = str(_SHARED_DATA)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state():
+    """Every test starts on NumPy, float32 default, seeded, with gradients enabled."""
+    npcnn.set_backend("numpy")
+    npcnn.set_default_dtype(np.float32)
+    npcnn.manual_seed(0)
+    yield
+    npcnn.set_backend("numpy")
+    npcnn.set_default_dtype(np.float32)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def float64():
+    """Build parameters in float64 inside the test (gradient checks)."""
+    with npcnn.backend.default_dtype(np.float64):
+        yield
+
+
+def torch_or_skip():
+    """Import torch for an oracle comparison, or skip the test with the reason."""
+    return pytest.importorskip("torch", reason="PyTorch is not installed; the PyTorch comparison is skipped")
+
+
+def cupy_or_skip():
+    """Import CuPy with a visible GPU, or skip the test with the reason."""
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed; GPU tests are skipped")
+    try:
+        if cupy.cuda.runtime.getDeviceCount() == 0:
+            pytest.skip("CuPy is installed but no GPU is visible")
+    except Exception as err:  # no driver
+        pytest.skip(f"CuPy is installed but CUDA is unusable: {err}")
+    return cupy
+
+
+def noncontiguous(a):
+    """The same values as ``a`` in a non-contiguous float64 view (every other element of a
+    twice-as-wide buffer along the last axis)."""
+    wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=np.float64)
+    view = wide[..., ::2]
+    view[...] = a
+    assert not view.flags["C_CONTIGUOUS"]
+    return view
