@@ -100,11 +100,12 @@ def bilinear_sample(x, sy, sx, fill=0.0, mode="constant"):
 
 def _affine_grid(x, angle, scale, ty, tx):
     """Source positions (N, H, W) of the map  out = R(angle) * scale * (src - c) + c + t,
-    per sample (angles in degrees, translations in pixels), i.e. src = R(-angle)/scale (out - c - t) + c."""
+    per sample (angles in degrees, counter-clockwise as displayed with row 0 on top, as in
+    torchvision; translations in pixels), i.e. src = R(-angle) / scale * (out - c - t) + c."""
     xp = get_array_module(x)
     _, _, h, w = x.shape
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
-    rad = xp.asarray(np.deg2rad(angle))[:, None, None]
+    rad = -xp.asarray(np.deg2rad(angle))[:, None, None]  # rows grow downwards: flip the sense
     cos, sin = xp.cos(rad), xp.sin(rad)
     inv = 1.0 / xp.asarray(scale)[:, None, None]
     oy = xp.arange(h, dtype=np.float64)[None, :, None] - cy - xp.asarray(ty)[:, None, None]
