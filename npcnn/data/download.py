@@ -166,7 +166,7 @@ def fetch(filename, folders, urls, root=None, download_missing=True, sha256=None
     looked = "\n".join(f"  {p}" for p in candidates(filename, folders, root))
     target = download_root(root) / folders[0] / filename
     how = ("Put the file in one of those places (or set NPCNN_DATA to a folder holding it, or pass root=), "
-           f"or allow the download (download=True) from:\n" + "\n".join(f"  {u}" for u in urls))
+           "or allow the download (download=True) from:\n" + "\n".join(f"  {u}" for u in urls))
     if not download_missing:
         raise DatasetNotFoundError(f"{what}: {filename} not found (download=False). Looked in:\n{looked}\n{how}")
     try:
