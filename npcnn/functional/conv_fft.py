@@ -93,35 +93,34 @@ def _rfft2(a):
 
 
 def _irfft2(spectrum, shape):
-    return backend.fft_module(spectrum).irfft2(spectrum, s=shape, axes=(-2, -1), **_fft_options(spectrum))
+    """Inverse of _rfft2; the spectrum is always a temporary here, so the FFT may overwrite it."""
+    fft = backend.fft_module(spectrum)
+    return fft.irfft2(spectrum, s=shape, axes=(-2, -1), overwrite_x=True, **_fft_options(spectrum))
 
 
-def _images_to_groups(spectrum, groups):
-    """(N, C, L_H, L_Wr) spectra -> contiguous (G, F, N, Cg): one N x Cg matrix per group and frequency."""
-    xp = get_array_module(spectrum)
-    n, c = spectrum.shape[:2]
-    grouped = spectrum.reshape(n, groups, c // groups, -1)             # (N, G, Cg, F)
-    return xp.ascontiguousarray(grouped.transpose(1, 3, 0, 2))
+def _to_matrices(spectra, groups, grouped_axis, transpose=False):
+    """(A, B, L_H, L_Wr) spectra -> contiguous (G, F, A', B') stack of matrices, one per group and
+    frequency, for the batched matmul; (G, F, B', A') with ``transpose``.
+
+    ``grouped_axis`` is split into the groups: 1 for images (N, C) -> A' = N, B' = C/G;
+    0 for kernels (O, Cg) -> A' = O/G, B' = Cg."""
+    xp = get_array_module(spectra)
+    a, b = spectra.shape[:2]
+    if grouped_axis == 1:
+        split = spectra.reshape(a, groups, b // groups, -1).transpose(1, 0, 2, 3)   # (G, A, B/G, F)
+    else:
+        split = spectra.reshape(groups, a // groups, b, -1)                          # (G, A/G, B, F)
+    return xp.ascontiguousarray(split.transpose((0, 3, 2, 1) if transpose else (0, 3, 1, 2)))
 
 
-def _images_from_groups(matrices, spectral_shape):
-    """(G, F, N, Cg) -> (N, G*Cg, L_H, L_Wr), the inverse of _images_to_groups."""
-    g, _, n, cg = matrices.shape
-    return matrices.transpose(2, 0, 3, 1).reshape((n, g * cg) + spectral_shape)
-
-
-def _kernels_to_groups(spectrum, groups):
-    """(O, Cg, L_H, L_Wr) spectra -> contiguous (G, F, Og, Cg): one Og x Cg matrix per group and frequency."""
-    xp = get_array_module(spectrum)
-    o, cg = spectrum.shape[:2]
-    grouped = spectrum.reshape(groups, o // groups, cg, -1)            # (G, Og, Cg, F)
-    return xp.ascontiguousarray(grouped.transpose(0, 3, 1, 2))
-
-
-def _kernels_from_groups(matrices, spectral_shape):
-    """(G, F, Og, Cg) -> (G*Og, Cg, L_H, L_Wr), the inverse of _kernels_to_groups."""
-    g, _, og, cg = matrices.shape
-    return matrices.transpose(0, 2, 3, 1).reshape((g * og, cg) + spectral_shape)
+def _from_matrices(matrices, grouped_axis, transposed, spectral_shape):
+    """The inverse of _to_matrices: (G, F, A', B') (or (G, F, B', A')) -> contiguous (A, B, L_H, L_Wr)."""
+    xp = get_array_module(matrices)
+    split = matrices.transpose((0, 3, 2, 1) if transposed else (0, 2, 3, 1))         # (G, A', B', F)
+    g, a, b = split.shape[:3]
+    if grouped_axis == 1:
+        return xp.ascontiguousarray(split.transpose(1, 0, 2, 3)).reshape((a, g * b) + spectral_shape)
+    return xp.ascontiguousarray(split).reshape((g * a, b) + spectral_shape)
 
 
 def _embed(a, fft_shape, offset, step=(1, 1)):
@@ -164,46 +163,48 @@ def conv2d_fft_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), di
     out_size = tuple(_output_size(x.shape[2 + a], padding[a], w.shape[2 + a], stride[a], dilation[a])
                      for a in (0, 1))
 
-    # Spectra of the padded input and of the dilated kernel, grouped for the per-frequency matmul.
-    x_spec = _images_to_groups(_rfft2(_embed(x.astype(dtype, copy=False), fft_shape,
-                                             (padding[0][0], padding[1][0]))), groups)      # (G, F, N, Cg)
-    w_spec = _kernels_to_groups(_rfft2(_embed(_dilate(w.astype(dtype, copy=False), dilation), fft_shape,
-                                              (0, 0))), groups)                             # (G, F, Og, Cg)
+    # Spectra of the padded input and of the dilated kernel, as one matrix per group and frequency.
+    # The kernel is conjugated (correlation theorem) and stored transposed, Cg x Og, so that the
+    # forward and both backward products are plain (un-transposed) matmuls of contiguous stacks.
+    x_mat = _to_matrices(_rfft2(_embed(x.astype(dtype, copy=False), fft_shape, (padding[0][0], padding[1][0]))),
+                         groups, 1)                                    # (G, F, N, Cg)
+    w_spec = _rfft2(_embed(_dilate(w.astype(dtype, copy=False), dilation), fft_shape, (0, 0)))
+    wc_mat = _to_matrices(xp.conjugate(w_spec, out=w_spec), groups, 0, transpose=True)  # (G, F, Cg, Og)
 
-    y_spec = x_spec @ w_spec.conj().swapaxes(-1, -2)                   # (G, F, N, Og): sum over channels
+    y_mat = x_mat @ wc_mat                                             # (G, F, N, Og): sum over channels
     spectral_shape = (fft_shape[0], fft_shape[1] // 2 + 1)
-    full = _irfft2(_images_from_groups(y_spec, spectral_shape), fft_shape)  # (N, O, L_H, L_W), stride 1
+    full = _irfft2(_from_matrices(y_mat, 1, False, spectral_shape), fft_shape)  # (N, O, L_H, L_W), stride 1
     (sh, sw), (ho, wo) = stride, out_size
     out = xp.ascontiguousarray(full[:, :, :sh * (ho - 1) + 1:sh, :sw * (wo - 1) + 1:sw])
     if b is not None:
         out += b.reshape(1, -1, 1, 1)                                  # out is fresh: in place is safe
-    cache = (x_spec, w_spec, x.shape, w.shape, stride, padding, dilation, groups, fft_shape, b is not None)
+    cache = (x_mat, wc_mat, x.shape, w.shape, stride, padding, dilation, groups, fft_shape, b is not None)
     return out, cache
 
 
 def conv2d_fft_backward(dout, cache, need_dx=True, need_dw=True):
     """Returns (dx, dw, db); a gradient that is not needed (or a missing bias's) is None."""
-    x_spec, w_spec, x_shape, w_shape, stride, padding, dilation, groups, fft_shape, has_bias = cache
+    x_mat, wc_mat, x_shape, w_shape, stride, padding, dilation, groups, fft_shape, has_bias = cache
+    xp = get_array_module(dout)
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None
     if not (need_dx or need_dw):
         return None, None, db
     spectral_shape = (fft_shape[0], fft_shape[1] // 2 + 1)
     # dout on the stride-1 grid (zeros between), zero-extended to the transform size; dout is only read.
-    dy = _embed(dout.astype(x_spec.real.dtype, copy=False), fft_shape, (0, 0), stride)
-    dy_spec = _images_to_groups(_rfft2(dy), groups)                    # (G, F, N, Og)
+    dy_spec = _rfft2(_embed(dout.astype(x_mat.real.dtype, copy=False), fft_shape, (0, 0), stride))
+    dyc_mat = _to_matrices(xp.conjugate(dy_spec, out=dy_spec), groups, 1, transpose=True)  # (G, F, Og, N)
     dx = dw = None
     if need_dx:
-        dx_spec = dy_spec @ w_spec                                     # (G, F, N, Cg): full convolution
-        dx_pad = _irfft2(_images_from_groups(dx_spec, spectral_shape), fft_shape)
+        # Full convolution DX = DY W = conj(conj(W)^T conj(DY)^T)^T, computed as (G, F, Cg, N).
+        dxt_mat = wc_mat @ dyc_mat
+        dx_pad = _irfft2(_from_matrices(xp.conjugate(dxt_mat, out=dxt_mat), 1, True, spectral_shape), fft_shape)
         top, left = padding[0][0], padding[1][0]
-        dx = get_array_module(dout).ascontiguousarray(
-            dx_pad[:, :, top:top + x_shape[2], left:left + x_shape[3]])
+        dx = xp.ascontiguousarray(dx_pad[:, :, top:top + x_shape[2], left:left + x_shape[3]])
     if need_dw:
-        dw_spec = dy_spec.conj().swapaxes(-1, -2) @ x_spec             # (G, F, Og, Cg): correlation
-        dw_full = _irfft2(_kernels_from_groups(dw_spec, spectral_shape), fft_shape)
+        dw_mat = dyc_mat @ x_mat                                       # (G, F, Og, Cg): correlation
+        dw_full = _irfft2(_from_matrices(dw_mat, 0, False, spectral_shape), fft_shape)
         (dh, dwl), (kh, kw) = dilation, w_shape[2:]
-        dw = get_array_module(dout).ascontiguousarray(
-            dw_full[:, :, :dh * (kh - 1) + 1:dh, :dwl * (kw - 1) + 1:dwl])
+        dw = xp.ascontiguousarray(dw_full[:, :, :dh * (kh - 1) + 1:dh, :dwl * (kw - 1) + 1:dwl])
     return dx, dw, db
 
 
