@@ -38,10 +38,12 @@ P = L_H * L_W points about 2.5 P log2 P flops, F = L_H * (L_W // 2 + 1) complex 
     im2col forward:  2 * N * O * Ho * Wo * Cg * kh * kw             (the GEMM; building columns is memory)
 For stride 1 and small padding (Ho*Wo ~ P, F ~ P/2) the products ratio is im2col/FFT ~ kh*kw / 2, so
 the FFT's contraction wins from 3x3 kernels on in flops alone; in practice the batched matmul of small
-complex matrices runs well below the GEMM's peak and the transforms add memory traffic, so the FFT
-pays off from about 7x7 kernels on (see benchmarks/fft_vs_im2col.py). Each backward costs about twice
-its forward for both methods (two contractions of the forward's size, one fewer forward transform
-for the FFT thanks to the cache). `fft_cost` and `im2col_cost` return these forward estimates.
+complex matrices runs below a big GEMM's speed and the transforms and layout changes add memory
+traffic, so on a CPU the FFT is about even with im2col at 3x3 and clearly ahead from 5x5 or 7x7 on
+(benchmarks/fft_vs_im2col.py). It also loses its edge with stride > 1 (see above) and when the padded
+input is much larger than the output. Each backward costs about twice its forward for both methods
+(two contractions of the forward's size; the FFT reuses the cached input and kernel spectra).
+`fft_cost` and `im2col_cost` return these forward estimates.
 """
 
 import math
