@@ -214,3 +214,14 @@ def next_fast_len(n):
     import scipy.fft
 
     return scipy.fft.next_fast_len(int(n), real=True)
+
+
+def special_module(x=None):
+    """Special functions (erf, ...) for ``x``'s library: ``scipy.special`` or ``cupyx.scipy.special``."""
+    if (x is not None and is_cupy_array(x)) or (x is None and get_backend() == "cupy"):
+        import cupyx.scipy.special
+
+        return cupyx.scipy.special
+    import scipy.special
+
+    return scipy.special

@@ -1,7 +1,9 @@
 """Layers with explicit forward and backward passes, PyTorch's names and layouts."""
 
 from . import init, utils
+from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import Flatten, Identity, ModuleList, Reshape, Sequential
 from .linear import Linear
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module
 from .parameter import Parameter

@@ -1,0 +1,150 @@
+"""Activation layers. Each is element-wise (Softmax/LogSoftmax along ``dim``), keeps the shape,
+and has no parameters; the kernels and their derivatives live in ``npcnn.functional.activation``."""
+
+from ..functional import activation as F
+from .module import Module
+from .validation import check_float
+
+
+class ReLU(Module):
+    """out = max(x, 0);  dx = dout * [x > 0]."""
+
+    def forward(self, x):
+        check_float("ReLU", x)
+        out, mask = F.relu_forward(x)
+        self.save_for_backward(mask)
+        return out
+
+    def backward(self, dout):
+        return F.relu_backward(dout, self.pop_saved())
+
+
+class LeakyReLU(Module):
+    """out = x if x > 0 else slope * x;  dx = dout if x > 0 else slope * dout."""
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x):
+        check_float("LeakyReLU", x)
+        out, cache = F.leaky_relu_forward(x, self.negative_slope)
+        self.save_for_backward(cache)
+        return out
+
+    def backward(self, dout):
+        return F.leaky_relu_backward(dout, self.pop_saved())
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(Module):
+    """s = 1 / (1 + e^-x);  dx = dout * s (1 - s)  (at most dout / 4: why deep sigmoid nets vanish)."""
+
+    def forward(self, x):
+        check_float("Sigmoid", x)
+        out, cache = F.sigmoid_forward(x)
+        self.save_for_backward(cache)
+        return out
+
+    def backward(self, dout):
+        return F.sigmoid_backward(dout, self.pop_saved())
+
+
+class Tanh(Module):
+    """out = tanh(x);  dx = dout * (1 - out^2)."""
+
+    def forward(self, x):
+        check_float("Tanh", x)
+        out, cache = F.tanh_forward(x)
+        self.save_for_backward(cache)
+        return out
+
+    def backward(self, dout):
+        return F.tanh_backward(dout, self.pop_saved())
+
+
+class ELU(Module):
+    """out = x if x > 0 else alpha (e^x - 1);  dx = dout if x > 0 else dout (out + alpha)."""
+
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x):
+        check_float("ELU", x)
+        out, cache = F.elu_forward(x, self.alpha)
+        self.save_for_backward(cache)
+        return out
+
+    def backward(self, dout):
+        return F.elu_backward(dout, self.pop_saved())
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class GELU(Module):
+    """out = x Phi(x) (Phi: standard normal CDF);  dx = dout (Phi(x) + x phi(x)).
+
+    ``approximate="tanh"`` uses the tanh approximation of Phi, as PyTorch.
+    """
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        check_float("GELU", x)
+        out, cache = F.gelu_forward(x, self.approximate)
+        self.save_for_backward(cache)
+        return out
+
+    def backward(self, dout):
+        return F.gelu_backward(dout, self.pop_saved())
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class Softmax(Module):
+    """s = e^x / sum e^x along ``dim``;  dx = s * (dout - sum(dout * s))."""
+
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        check_float("Softmax", x)
+        out, cache = F.softmax_forward(x, self.dim)
+        self.save_for_backward(cache)
+        return out
+
+    def backward(self, dout):
+        return F.softmax_backward(dout, self.pop_saved())
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Module):
+    """out = x - log sum e^x along ``dim``;  dx = dout - softmax(x) * sum(dout)."""
+
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        check_float("LogSoftmax", x)
+        out, cache = F.log_softmax_forward(x, self.dim)
+        self.save_for_backward(cache)
+        return out
+
+    def backward(self, dout):
+        return F.log_softmax_backward(dout, self.pop_saved())
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
