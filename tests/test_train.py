@@ -329,7 +329,6 @@ def test_plateau_scheduler_in_fit_watches_val_loss():
     model = mlp()
     opt = optim.SGD(model.parameters(), lr=0.0)  # nothing improves
     scheduler = S.ReduceLROnPlateau(opt, patience=0, factor=0.5)
-    opt.param_groups[0]["lr"] = 0.0
     history = train.fit(model, nn.CrossEntropyLoss(), opt, [(x, y)], epochs=1, val_loader=[(x, y)],
                         scheduler=scheduler, verbose=0)
     assert scheduler.best == history["val_loss"][0]
