@@ -34,24 +34,35 @@ class DistributedSampler:
             raise ValueError(f"DistributedSampler: rank must be in [0, {self.num_replicas}), got {self.rank}")
         self.dataset_size = len(dataset)
         self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
-        self.epoch = 0
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch, start=0):
+        """Choose the epoch whose permutation :meth:`__iter__` yields, from position ``start``.
+
+        ``start`` skips the permutation's first ``start`` entries, the samples a run already
+        consumed before it was interrupted mid-epoch. Rank r's b-th batch of size n holds
+        ``perm[r + R k]`` for k in [b n, (b + 1) n), so after b steps on R ranks exactly the
+        prefix ``perm[:R b n]`` has been used -- whatever R was -- and a resumed run with any
+        number of ranks deals out the rest.
+        """
+        self.epoch, self.start = int(epoch), int(start)
+        remaining = max(self.dataset_size - self.start, 0)
         if self.drop_last:
-            self.num_samples = self.dataset_size // self.num_replicas
+            self.num_samples = remaining // self.num_replicas
         else:
-            self.num_samples = math.ceil(self.dataset_size / self.num_replicas)
+            self.num_samples = math.ceil(remaining / self.num_replicas)
         self.total_size = self.num_samples * self.num_replicas
 
-    def set_epoch(self, epoch):
-        """Choose the epoch whose permutation :meth:`__iter__` yields."""
-        self.epoch = int(epoch)
+    def permutation(self):
+        """The whole epoch's order of ``range(len(dataset))``, the same on every rank."""
+        if self.shuffle:
+            return np.random.default_rng(self.seed + self.epoch).permutation(self.dataset_size)
+        return np.arange(self.dataset_size)
 
     def indices(self):
         """This rank's indices for the current epoch, as an int64 array."""
-        if self.shuffle:
-            order = np.random.default_rng(self.seed + self.epoch).permutation(self.dataset_size)
-        else:
-            order = np.arange(self.dataset_size)
-        if self.total_size > len(order):  # pad by wrapping around (repeatedly if the set is tiny)
+        order = self.permutation()[self.start:]
+        if self.total_size > len(order) > 0:  # pad by wrapping around (repeatedly if the set is tiny)
             order = np.resize(order, self.total_size)
         order = order[: self.total_size]
         return order[self.rank :: self.num_replicas]
