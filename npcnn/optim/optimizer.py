@@ -92,8 +92,10 @@ class Optimizer:
                 if p.grad.shape != p.data.shape:
                     raise ValueError(f"{type(self).__name__}: gradient of shape {p.grad.shape} "
                                      f"for a parameter of shape {p.data.shape}")
-                state = self.state.setdefault(p, {})
+                state = self.state.get(p, {})
                 self._update(p, p.grad.astype(p.data.dtype, copy=False), state, group)
+                if state:  # plain SGD keeps no state, and PyTorch lists none for it
+                    self.state[p] = state
 
     def _update(self, p, grad, state, group):
         raise NotImplementedError(f"{type(self).__name__} does not define _update()")
