@@ -207,3 +207,17 @@ def test_bad_input_names_the_transform():
         T.RandomCrop(2)(np.zeros((3, 4, 4)))
     with pytest.raises(ValueError, match="RandomRotation"):
         T.RandomRotation(10)(np.zeros((4, 4)))
+
+
+def test_augmentation_grid_example_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed; the example is skipped")
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "augmentation_grid.py"
+    spec = importlib.util.spec_from_file_location("augmentation_grid", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "grid.png"
+    module.main(["--dataset", "shapes", "--n", "2", "--out", str(out)])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

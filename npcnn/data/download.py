@@ -165,8 +165,8 @@ def fetch(filename, folders, urls, root=None, download_missing=True, sha256=None
         return found
     looked = "\n".join(f"  {p}" for p in candidates(filename, folders, root))
     target = download_root(root) / folders[0] / filename
-    how = (f"Put the file in one of those places (or set NPCNN_DATA to a folder holding it, or pass root=), "
-           f"or allow the download (download=True) from:\n" + "\n".join(f"  {u}" for u in urls))
+    how = ("Put the file in one of those places (or set NPCNN_DATA to a folder holding it, or pass root=), "
+           "or allow the download (download=True) from:\n" + "\n".join(f"  {u}" for u in urls))
     if not download_missing:
         raise DatasetNotFoundError(f"{what}: {filename} not found (download=False). Looked in:\n{looked}\n{how}")
     try:
