@@ -84,7 +84,8 @@ def average_across_ranks(values, comm=None):
     return {name: float(v) / comm.size for name, v in zip(names, vector)}
 
 
-def setup_training(model, optimizer, loader=None, comm=None, sync_batchnorm=False, bucket_cap_mb=25.0):
+def setup_training(model, optimizer, loader=None, comm=None, sync_batchnorm=False, split_batch=False,
+                   bucket_cap_mb=25.0):
     """Prepare a model, optimizer and loader for data-parallel training on every rank.
 
     1. ``comm`` defaults to :func:`npcnn.distributed.init` (a world of one without ``mpirun``);
@@ -92,8 +93,11 @@ def setup_training(model, optimizer, loader=None, comm=None, sync_batchnorm=Fals
        so ``optimizer`` still holds them); otherwise BatchNorm stays local to each rank;
     3. every parameter and buffer is overwritten with rank 0's (:func:`broadcast_parameters`);
     4. the optimizer is wrapped in a :class:`DistributedOptimizer` (gradients averaged in buckets);
-    5. a DataLoader becomes a :class:`DistributedDataLoader` with the same dataset, batch size
-       (per rank), shuffling, drop_last, transform and to_float, and a seed from rank 0.
+    5. a DataLoader becomes a :class:`DistributedDataLoader` with the same dataset, shuffling,
+       drop_last, transform and to_float, and a seed from rank 0. Its ``batch_size`` is per rank
+       (the global batch grows with the ranks), or with ``split_batch`` the global batch, each
+       rank reading ``batch_size / world_size`` (it must divide): then every number of ranks
+       trains on the same global batches, with the same learning rate.
 
     Returns ``DistributedTraining(model, optimizer, loader, comm, is_main)``; ``is_main`` is True
     on rank 0, the only rank that should print, write checkpoints and plot. Everything (model,
@@ -107,7 +111,13 @@ def setup_training(model, optimizer, loader=None, comm=None, sync_batchnorm=Fals
     if not isinstance(optimizer, DistributedOptimizer):
         optimizer = DistributedOptimizer(optimizer, comm=comm, bucket_cap_mb=bucket_cap_mb)
     if isinstance(loader, DataLoader) and not isinstance(loader, DistributedDataLoader):
-        loader = DistributedDataLoader(loader.dataset, loader.batch_size, shuffle=loader.shuffle,
+        batch_size = loader.batch_size
+        if split_batch:
+            if batch_size % comm.size:
+                raise ValueError(f"setup_training: the global batch size {batch_size} is not divisible by the "
+                                 f"{comm.size} ranks")
+            batch_size //= comm.size
+        loader = DistributedDataLoader(loader.dataset, batch_size, shuffle=loader.shuffle,
                                        drop_last=loader.drop_last, seed=None, transform=loader.transform,
                                        to_float=loader.to_float, comm=comm)
     return DistributedTraining(model, optimizer, loader, comm, comm.rank == 0)
