@@ -112,6 +112,7 @@ class DistributedOptimizer:
         self.bucket_cap_mb = float(bucket_cap_mb)
         self.buckets = None
         self.comm_seconds = 0.0
+        self._synchronized = False  # set by synchronize(), cleared by step()
 
     @property
     def param_groups(self):
@@ -135,7 +136,16 @@ class DistributedOptimizer:
         return params
 
     def synchronize(self):
-        """Replace every gradient by its average over the ranks (one all-reduce per bucket)."""
+        """Replace every gradient by its average over the ranks (one all-reduce per bucket).
+
+        ``step()`` calls it; call it yourself before anything that must see the averaged
+        gradients, such as clipping the global norm (``step()`` then does not reduce again)::
+
+            optimizer.synchronize()
+            clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+        """
+        self._synchronized = True
         if self.comm.size == 1:
             return
         if self.buckets is None:
@@ -149,7 +159,9 @@ class DistributedOptimizer:
         self.comm_seconds += time.perf_counter() - start
 
     def step(self, *args, **kwargs):
-        self.synchronize()
+        if not self._synchronized:
+            self.synchronize()
+        self._synchronized = False
         return self.optimizer.step(*args, **kwargs)
 
     def zero_grad(self, *args, **kwargs):

@@ -71,7 +71,10 @@ def sync_batch_norm_forward(x, gamma, beta, eps, comm):
     xp = backend.get_array_module(x)
     axes, shape, channels = _reduce_axes(x), _channel_shape(x), x.shape[1]
     count = x.size // channels
-    local_mean = x.mean(axis=axes, keepdims=True)
+    if count > 0:
+        local_mean = x.mean(axis=axes, keepdims=True)
+    else:  # an empty slice on this rank contributes nothing (its mean would be 0/0)
+        local_mean = xp.zeros(shape, dtype=x.dtype)
     centered = x - local_mean
     local_squares = (centered * centered).sum(axis=axes)
     # float64 on the wire: counts stay exact past 2^24 and the combination loses nothing.
