@@ -123,6 +123,7 @@ class MPICommunicator(Communicator):
     """
 
     name = "mpi"
+    SPIN_SECONDS = 1.0
 
     def __init__(self, mpi_comm, local_rank=0, timeout=DEFAULT_TIMEOUT, abort_on_timeout=True):
         from mpi4py import MPI
@@ -143,17 +144,23 @@ class MPICommunicator(Communicator):
         """Poll ``request`` until done; past the deadline, stop the job with a clear message.
 
         Polling (``Test``) instead of ``Wait`` is what makes the deadline possible: a blocking
-        wait on a collective whose partner is dead never returns. The pause between polls grows
-        from 20 us to 1 ms, so short collectives stay fast and long ones cost no CPU.
+        wait on a collective whose partner is dead never returns. MPI moves a large message in
+        fragments only while some call of ours is inside MPI, so the first ``SPIN_SECONDS`` poll
+        back to back (yielding the core between polls, as MPI's own blocking wait spins); a
+        wait that lasts longer is a straggler or a failure, and is polled once a millisecond to
+        spare the CPU until the deadline.
         """
         self.calls += 1
-        deadline = time.monotonic() + self.timeout
-        pause = 2e-5
+        start = time.monotonic()
+        deadline = start + self.timeout
         while not request.Test():
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 self._timed_out(what)
-            time.sleep(pause)
-            pause = min(2 * pause, 1e-3)
+            if now - start < self.SPIN_SECONDS:
+                os.sched_yield()
+            else:
+                time.sleep(1e-3)
 
     def _timed_out(self, what):
         message = (
