@@ -227,7 +227,7 @@ class _NCCL:
     """All-reduce, broadcast and all-gather of CuPy arrays on the GPU through NCCL.
 
     Not exercised by the test suite (it needs a GPU per rank). The NCCL unique id is made on
-    rank 0 and sent to the others over MPI as 128 raw bytes (buffer API, no pickling). NCCL calls
+    rank 0 and sent to the others over MPI as 128 numbers (buffer API, no pickling). NCCL calls
     are queued on the current CUDA stream; completion is polled with a deadline like MPI's, and
     on timeout the NCCL communicator is aborted before the MPI job.
     """
@@ -238,9 +238,10 @@ class _NCCL:
         from cupy.cuda import nccl
 
         self.nccl, self.mpi = nccl, mpi
-        uid = np.zeros(128, dtype=np.int8)  # ncclUniqueId is char[NCCL_UNIQUE_ID_BYTES = 128]
+        # ncclUniqueId is char[128]; int16 holds each char exactly whether char is signed or not.
+        uid = np.zeros(128, dtype=np.int16)
         if mpi.rank == 0:
-            uid[:] = np.array(nccl.get_unique_id(), dtype=np.int8)
+            uid[:] = np.array(nccl.get_unique_id(), dtype=np.int16)
         mpi.broadcast(uid, root=0)
         self.comm = nccl.NcclCommunicator(mpi.size, tuple(int(v) for v in uid), mpi.rank)
         self.ops = {"sum": nccl.NCCL_SUM, "max": nccl.NCCL_MAX, "min": nccl.NCCL_MIN}
