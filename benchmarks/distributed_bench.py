@@ -196,7 +196,8 @@ def main():
     base = results[runs[0][0]]["images_per_s"]
     print(f"Small CNN ({results[runs[0][0]]['parameters']:,} parameters), 32x32 images, global batch {batch}, "
           f"{steps} timed steps")
-    print(f"{'configuration':<30}{'images/s':>10}{'speed-up':>10}{'efficiency':>12}{'all-reduce':>12}{'bytes/step':>12}")
+    print(f"{'configuration':<30}{'images/s':>10}{'speed-up':>10}{'efficiency':>12}{'all-reduce':>12}"
+          f"{'bytes/step':>12}")
     for label, ranks, threads in runs:
         r = results[label]
         workers = ranks * threads

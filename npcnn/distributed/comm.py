@@ -255,7 +255,8 @@ class _NCCL:
         try:
             return self.dtypes[np.dtype(array.dtype)]
         except KeyError:
-            raise TypeError(f"NCCL collectives support {sorted(str(d) for d in self.dtypes)}, got {array.dtype}") from None
+            supported = sorted(str(d) for d in self.dtypes)
+            raise TypeError(f"NCCL collectives support {supported}, got {array.dtype}") from None
 
     def _wait(self, what):
         """Poll the stream's work with the communicator's deadline (NCCL calls return at once)."""

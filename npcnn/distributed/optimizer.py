@@ -71,7 +71,7 @@ def make_buckets(params, bucket_cap_mb=25.0):
     """Group ``params`` (in order) into buckets of one dtype and array library, each at most
     ``bucket_cap_mb`` megabytes (a single larger parameter gets a bucket of its own)."""
     cap = float(bucket_cap_mb) * 2**20
-    buckets, current, current_bytes = [], [], 0
+    buckets, current, current_bytes, current_kind = [], [], 0, None
     for param in params:
         kind = (np.dtype(param.dtype), backend.is_cupy_array(param.data))
         nbytes = int(param.size) * np.dtype(param.dtype).itemsize
@@ -174,4 +174,5 @@ class DistributedOptimizer:
         return self.optimizer.load_state_dict(state_dict)
 
     def __repr__(self):
-        return f"DistributedOptimizer({self.optimizer!r}, world_size={self.comm.size}, bucket_cap_mb={self.bucket_cap_mb:g})"
+        return (f"DistributedOptimizer({self.optimizer!r}, world_size={self.comm.size}, "
+                f"bucket_cap_mb={self.bucket_cap_mb:g})")

@@ -18,7 +18,8 @@ from npcnn.distributed.sync_batchnorm import replace_child  # noqa: E402
 
 def cnn(seed, dtype=np.float64):
     """Conv (no bias: BatchNorm cancels it, so its gradient is rounding noise that Adam would
-    amplify to full-size steps) -> BatchNorm -> ReLU -> MaxPool -> Linear on (N, 3, 6, 6), deterministic from ``seed``."""
+    amplify to full-size steps) -> BatchNorm -> ReLU -> MaxPool -> Linear on (N, 3, 6, 6),
+    deterministic from ``seed``."""
     npcnn.manual_seed(seed)
     with npcnn.backend.default_dtype(dtype):
         return nn.Sequential(
