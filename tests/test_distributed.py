@@ -230,8 +230,10 @@ def test_two_thread_ranks_train_like_one_process_with_the_full_batch(rng):
     x, y = rng.normal(size=(5, 8, 5)), rng.integers(0, 3, size=(5, 8))
     loss_fn = nn.CrossEntropyLoss()
 
+    models = [_mlp(seed=rank) for rank in range(2)]  # built here: npcnn's generator is not per thread
+
     def body(comm):
-        model = _mlp(seed=comm.rank)  # different inits: broadcast_parameters makes them rank 0's
+        model = models[comm.rank]  # different inits: broadcast_parameters makes them rank 0's
         dist.broadcast_parameters(model, comm=comm)
         opt = dist.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.5, momentum=0.9), comm=comm,
                                         bucket_cap_mb=200 / 2**20)  # several buckets
@@ -318,8 +320,10 @@ def test_world_of_one_passes_through_and_delegates():
 
 
 def test_replicas_identical_and_average_across_ranks():
+    models = [_mlp(seed=rank) for rank in range(2)]
+
     def body(comm):
-        model = _mlp(seed=comm.rank)
+        model = models[comm.rank]
         differ = dist.replicas_identical(model, comm)
         dist.broadcast_parameters(model, comm=comm)
         return differ, dist.replicas_identical(model, comm), dist.average_across_ranks({"loss": comm.rank}, comm)
