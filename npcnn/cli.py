@@ -111,11 +111,13 @@ def cmd_train(args):
     steps = args.epochs * len(train_loader)
     scheduler = lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps)
 
-    if args.distributed:
+    is_root = True
+    if args.distributed:  # every rank runs this same script under mpirun; rank 0 alone writes
         from . import distributed
 
-        model, optimizer, train_loader = distributed.setup_training(model, optimizer, train_loader)
-    is_root = not args.distributed or _rank() == 0
+        setup = distributed.setup_training(model, optimizer, train_loader, sync_batchnorm=args.sync_bn,
+                                           split_batch=True)
+        model, optimizer, train_loader, is_root = setup.model, setup.optimizer, setup.loader, setup.is_main
     os.makedirs(args.out, exist_ok=True)
     callbacks = [ModelCheckpoint(args.out)] if is_root else []  # best.npz and last.npz
     trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, scheduler=scheduler, scheduler_interval="batch",
@@ -135,12 +137,6 @@ def cmd_train(args):
               f"model, history and curves in {args.out}/")
         _plot_history(history, os.path.join(args.out, "curves.png"))
     return result
-
-
-def _rank():
-    from . import distributed
-
-    return distributed.rank()
 
 
 def _plot_history(history, path):
@@ -190,6 +186,7 @@ def build_parser():
     train.add_argument("--out", default="runs/train")
     train.add_argument("--verbose", type=int, default=1)
     train.add_argument("--distributed", action="store_true", help="data-parallel over MPI ranks (mpirun)")
+    train.add_argument("--sync-bn", action="store_true", help="with --distributed: synchronized BatchNorm")
     train.set_defaults(func=cmd_train)
 
     summary = sub.add_parser("summary", help="print a model's layer table")

@@ -67,6 +67,8 @@ class Trainer:
         loss = self.loss_fn(logits, y)
         self.model.backward(self.loss_fn.backward())
         if self.clip_grad_norm is not None:
+            if hasattr(self.optimizer, "synchronize"):
+                self.optimizer.synchronize()  # data-parallel: clip the averaged gradient, not each rank's
             clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad()
