@@ -1,6 +1,6 @@
 """Layers with explicit forward and backward passes, PyTorch's names and layouts."""
 
-from . import init
+from . import init, utils
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import Flatten, Identity, ModuleList, Reshape, Sequential
 from .conv import Conv1d, Conv2d, ConvTranspose2d
