@@ -8,11 +8,13 @@
 * :func:`gradcheck_all` — every layer and block, float64 and float32, in one table.
 """
 
-from .nets import ACTIVATIONS, INITS, SkipConnection, deep_mlp, init_linear_, init_weights_
+from .gradcheck_zoo import GRADCHECK_CASES, GradcheckCase, LossAsModule, check_module_dtype, gradcheck_all
+from .nets import ACTIVATIONS, INITS, deep_mlp, init_linear_, init_weights_
 from .plots import plot_activation_histograms, plot_curves, plot_gradient_norms
 from .recorder import LayerRecord, Recorder, array_norm, grad_norm, record
 from .table import Table
 
-__all__ = ["record", "Recorder", "LayerRecord", "Table", "array_norm", "grad_norm",
+__all__ = ["record", "Recorder", "gradcheck_all", "GRADCHECK_CASES", "GradcheckCase", "LossAsModule",
+           "check_module_dtype", "LayerRecord", "Table", "array_norm", "grad_norm",
            "plot_gradient_norms", "plot_activation_histograms", "plot_curves",
-           "deep_mlp", "init_weights_", "init_linear_", "SkipConnection", "INITS", "ACTIVATIONS"]
+           "deep_mlp", "init_weights_", "init_linear_", "INITS", "ACTIVATIONS"]

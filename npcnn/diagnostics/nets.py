@@ -4,7 +4,7 @@ residual connections and batch normalization.
 ``deep_mlp(depth=20, activation="sigmoid")`` has ``depth`` weight layers, counted as ResNet-20
 counts them: ``depth - 1`` hidden blocks ``Linear(width, width) -> [BatchNorm1d] -> activation``
 and a ``Linear(width, out_features)`` head. With ``residual=True`` each hidden block whose input
-and output widths match becomes ``x + block(x)``, and nothing else changes.
+and output widths match becomes ``Residual(block)``: ``x + block(x)``, and nothing else changes.
 
 Initializers (``init=``), applied to every Linear weight; biases are set to zero except for
 "default", which keeps PyTorch's U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias:
@@ -26,27 +26,11 @@ from collections import OrderedDict
 
 from .. import nn
 from ..nn import init as nn_init
+from ..nn.composition import Residual
+from ..nn.norm import BatchNorm1d
 
 INITS = ("zeros", "uniform", "normal", "small", "xavier", "he", "default")
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "linear": nn.Identity}
-
-
-class SkipConnection(nn.Module):
-    """out = x + block(x);  dx = dout + block.backward(dout).
-
-    The identity path hands dL/d(out) to the input unchanged, so however small the block's own
-    Jacobian is, dL/dx = dL/d(out) (I + d block / dx) never vanishes.
-    """
-
-    def __init__(self, block):
-        super().__init__()
-        self.block = block
-
-    def forward(self, x):
-        return x + self.block(x)
-
-    def backward(self, dout):
-        return dout + self.block.backward(dout)
 
 
 def init_linear_(layer, scheme, scale=1.0):
@@ -96,10 +80,10 @@ def deep_mlp(depth, width=32, activation="relu", init="default", in_features=Non
         fan_in = in_features if i == 0 else width
         parts = [nn.Linear(fan_in, width)]
         if batchnorm:
-            parts.append(nn.BatchNorm1d(width))
+            parts.append(BatchNorm1d(width))
         parts.append(ACTIVATIONS[activation]())
         block = nn.Sequential(*parts)
-        layers[f"block{i + 1}"] = SkipConnection(block) if residual and fan_in == width else block
+        layers[f"block{i + 1}"] = Residual(block) if residual and fan_in == width else block
     layers["head"] = nn.Linear(width, out_features)
     model = nn.Sequential(layers)
     return init_weights_(model, init, scale)
