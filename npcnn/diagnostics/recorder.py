@@ -130,8 +130,8 @@ def _select(model, modules):
 class Recorder:
     """Holds the per-layer records of a :func:`record` block; read it after the block.
 
-    Layers are listed in the order of their first forward call (the order data flows), so
-    ``index`` is the depth of the layer in the network.
+    Layers are listed in the order their outputs are first produced (the order data flows, a
+    container right after its children), so for the leaves ``index`` is the depth in the network.
     """
 
     def __init__(self, model, modules="leaves", max_samples=4096):
