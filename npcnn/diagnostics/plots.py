@@ -5,19 +5,22 @@ never needs it. The figures are built with ``matplotlib.figure.Figure`` (no pypl
 state, no display needed); pass ``path`` to save a PNG, and the Figure is returned either way.
 """
 
+import pathlib
+
 import numpy as np
 
 
-def _figure(nrows, ncols, width, height):
+def _figure(nrows, ncols, width, height, layout="constrained"):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    fig = Figure(figsize=(width * ncols, height * nrows), layout=layout)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes
 
 
 def _save(fig, path):
     if path is not None:
+        pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110)
     return fig
 
@@ -51,7 +54,7 @@ def plot_activation_histograms(runs, path=None, types=None, max_layers=8, bins=5
     """Histograms of layer outputs: one row per run, one column per layer.
 
     ``types`` keeps only layers of those types (e.g. the activation layers); at most
-    ``max_layers`` evenly spaced layers are shown. Saturation shows as mass piled at +-1 (tanh)
+    ``max_layers`` evenly spaced layers are shown. The layers of one run share one x range. Saturation shows as mass piled at +-1 (tanh)
     or 0 and 1 (sigmoid), collapse as a spike at 0 with a tiny range (read the axis labels),
     a healthy init as a spread that keeps its width from layer to layer.
     """
@@ -64,15 +67,27 @@ def plot_activation_histograms(runs, path=None, types=None, max_layers=8, bins=5
             layers = [layers[i] for i in picks]
         chosen.append(layers)
     ncols = max((len(c) for c in chosen), default=1) or 1
-    fig, axes = _figure(len(items), ncols, 2.1, 1.7)
+    # No constrained layout and one filled outline per histogram (not one patch per bin): a
+    # 7 x 10 grid then draws in a second instead of fifteen.
+    fig, axes = _figure(len(items), ncols, 2.1, 1.7, layout=None)
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.05, top=0.90 if title else 0.95, wspace=0.15, hspace=0.75)
     for row, ((label, _), layers) in enumerate(zip(items, chosen)):
+        # One x range per row (per run), so a collapse from layer to layer shows as a spike
+        # narrowing at 0 instead of being rescaled away.
+        samples = [layer.sample for layer in layers]
+        low = min((float(v.min()) for v in samples), default=0.0)
+        high = max((float(v.max()) for v in samples), default=1.0)
+        if high <= low:
+            low, high = low - 0.5, high + 0.5
         for col in range(ncols):
             ax = axes[row, col]
             if col >= len(layers):
                 ax.axis("off")
                 continue
             layer = layers[col]
-            ax.hist(layer.sample, bins=bins, color="C0")
+            counts, edges = np.histogram(layer.sample, bins=bins, range=(low, high))
+            ax.stairs(counts, edges, fill=True, color="C0")
+            ax.set_xlim(low, high)
             ax.set_title(f"{layer.name} {layer.type}\nstd {layer.act_std:.2g}", fontsize=7)
             ax.tick_params(labelsize=6)
             ax.set_yticks([])

@@ -7,6 +7,7 @@ printed in a terminal, pasted into the docs, or loaded into a spreadsheet withou
 import csv
 import io
 import math
+import pathlib
 
 
 def _format(value, floatfmt):
@@ -75,6 +76,17 @@ class Table:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(text)
         return text
+
+    def save(self, directory, stem, title=None, floatfmt=".3g"):
+        """Write ``stem.md`` (markdown, under an optional ``# title``) and ``stem.csv`` into
+        ``directory`` (created if needed); returns the two paths."""
+        directory = pathlib.Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        md, csv_path = directory / f"{stem}.md", directory / f"{stem}.csv"
+        heading = f"# {title}\n\n" if title else ""
+        md.write_text(heading + self.to_markdown(floatfmt) + "\n", encoding="utf-8")
+        self.to_csv(csv_path)
+        return md, csv_path
 
     def __str__(self):
         return self.to_markdown()
