@@ -261,3 +261,11 @@ def test_registry_covers_every_layer():
     missing = sorted(c.__name__ for c in _layer_classes() - covered if not issubclass(c, nn.ModuleList))
     assert missing == [], f"no gradcheck case for {missing}"
 
+
+
+@pytest.mark.slow
+def test_every_registered_case_passes():
+    """The whole registry (what ``python -m npcnn gradcheck --all`` runs), ~10 s."""
+    table = gradcheck_all()
+    failed = [f"{r['case']} ({r['dtype']}): {r['max_rel_error']:.1e}" for r in table if not r["ok"]]
+    assert failed == [], failed

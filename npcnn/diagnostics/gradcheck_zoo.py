@@ -24,6 +24,8 @@ from .. import backend, nn
 from ..gradcheck import GradcheckReport, TensorCheck, check_module, numerical_gradient
 from ..nn import composition, conv, dropout, norm, pooling
 from ..nn.blocks import SqueezeExcitation
+from ..models import densenet, fcn, lenet, mobilenet, resnet, senet
+from ..models.googlenet import BasicConv2d, Inception  # (npcnn.models.googlenet is the function)
 from .table import Table
 
 TOLERANCES = {"float64": 1e-6, "float32": 1e-4}
@@ -33,12 +35,15 @@ GRADCHECK_COLUMNS = ["case", "dtype", "max_rel_error", "worst_tensor", "tol", "o
 @dataclass
 class GradcheckCase:
     """``factory()`` builds the module; ``input_shape`` is one shape, or a list of shapes for a
-    module with several inputs. ``max_entries`` checks a random subset of each larger tensor."""
+    module with several inputs. ``max_entries`` checks a random subset of each larger tensor;
+    ``eps`` is the finite-difference step (raise it only for a gradient that is nearly 0 by
+    construction, where the rounding error of the difference, ~1e-16 |L| / eps, dominates)."""
 
     name: str
     factory: object
     input_shape: object
     max_entries: int = 64
+    eps: float = 1e-6
 
     def input_shapes(self):
         return list(self.input_shape) if isinstance(self.input_shape[0], (tuple, list)) else [self.input_shape]
@@ -80,6 +85,20 @@ def _loss_case(name, make_loss, kind, shape=(4, 5), before=None):
 
 
 S = nn.Sequential
+
+
+def _random_batchnorm_eval(module):
+    """``module`` in eval mode with random BatchNorm statistics and affine parameters (no layer
+    output then sits exactly at an activation's kink, and BN is a fixed non-trivial affine map)."""
+    generator = backend.rng()
+    for m in module.modules():
+        if isinstance(m, norm._BatchNorm):
+            shape = m.running_mean.shape
+            m.running_mean = backend.asarray(generator.normal(0.0, 0.5, shape), dtype=m.running_mean.dtype)
+            m.running_var = backend.asarray(generator.uniform(0.5, 2.0, shape), dtype=m.running_var.dtype)
+            m.weight.data[...] = backend.asarray(generator.uniform(0.5, 1.5, shape), dtype=m.weight.dtype)
+            m.bias.data[...] = backend.asarray(generator.normal(0.0, 0.5, shape), dtype=m.bias.dtype)
+    return module.eval()
 
 GRADCHECK_CASES = [
     # fully connected and activations
@@ -138,6 +157,30 @@ GRADCHECK_CASES = [
     GradcheckCase("Add (broadcast)", lambda: composition.Add(), [(4, 5), (1, 5)]),
     GradcheckCase("Concat(Linear, Linear)", lambda: composition.Concat(nn.Linear(5, 3), nn.Linear(5, 4)), (4, 5)),
     GradcheckCase("SqueezeExcitation(8, 4)", lambda: SqueezeExcitation(8, reduction=4), (2, 8, 4, 4)),
+    # blocks of the model zoo (npcnn.models), and two whole small nets
+    GradcheckCase("BasicBlock", lambda: resnet.BasicBlock(4, 4), (2, 4, 5, 5)),
+    GradcheckCase("BasicBlock stride 2, ShortcutA", lambda: resnet.BasicBlock(2, 4, 2, resnet.ShortcutA(2, 4, 2)),
+                  (2, 2, 6, 6)),
+    GradcheckCase("BasicBlock residual=False (plain)", lambda: resnet.BasicBlock(4, 4, residual=False), (2, 4, 5, 5)),
+    GradcheckCase("Bottleneck with 1x1 downsample",
+                  lambda: resnet.Bottleneck(4, 2, 2, S(resnet.conv1x1(4, 8, 2), norm.BatchNorm2d(8))), (2, 4, 6, 6)),
+    GradcheckCase("SEBottleneck", lambda: senet.SEBottleneck(8, 2, reduction=4), (2, 8, 4, 4)),
+    GradcheckCase("InvertedResidual expand 1, stride 2", lambda: mobilenet.InvertedResidual(3, 4, 2, 1), (2, 3, 6, 6)),
+    # In eval mode with random BN statistics: in training mode BN -> ReLU6 -> depthwise conv -> BN is
+    # invariant to scaling one channel wherever ReLU6 is linear, so dL/d(conv.0.1.weight) is ~1e-3 of
+    # the other gradients and the check measures rounding (float64 4e-6, float32 1e-3); in eval mode
+    # with the default statistics (mean 0, bias 0) a dead 3x3 window gives a pre-activation of
+    # exactly 0, ReLU6's kink. Training-mode BN is checked in the other blocks.
+    GradcheckCase("InvertedResidual expand 6, residual (eval, random BN)",
+                  lambda: _random_batchnorm_eval(mobilenet.InvertedResidual(4, 4, 1, 6)), (2, 4, 5, 5)),
+    GradcheckCase("ReLU6", lambda: mobilenet.ReLU6(), (4, 7)),
+    GradcheckCase("BasicConv2d", lambda: BasicConv2d(3, 4, kernel_size=3, padding=1), (2, 3, 5, 5)),
+    GradcheckCase("Inception", lambda: Inception(4, 2, 2, 3, 1, 2, 2), (2, 4, 5, 5)),
+    GradcheckCase("DenseLayer", lambda: densenet.DenseLayer(4, 3, 2), (2, 4, 5, 5)),
+    GradcheckCase("SkipFusion (FCN)", lambda: fcn.SkipFusion(3, 2, offset=1), [(1, 2, 3, 3), (1, 3, 10, 10)]),
+    GradcheckCase("LeNet5", lambda: lenet.lenet5(), (2, 1, 32, 32), max_entries=24),
+    GradcheckCase("CifarResNet depth 8, width 2", lambda: resnet.CifarResNet(8, 10, 1, width=2), (2, 1, 16, 16),
+                  max_entries=24),
     # losses, as modules of the prediction
     _loss_case("MSELoss", nn.MSELoss, "real"),
     _loss_case("L1Loss", nn.L1Loss, "real"),
@@ -232,7 +275,7 @@ def gradcheck_all(cases=None, dtypes=("float64", "float32"), names=None, seed=0,
             with backend.default_dtype(dtype):
                 module = case.factory()
             report = check_module_dtype(module, *_inputs(case, seed), dtype=dtype, seed=seed,
-                                        max_entries=case.max_entries)
+                                        max_entries=case.max_entries, eps=case.eps)
             worst = max(report.tensors, key=lambda t: t.rel_error, default=None)
             row = {"case": case.name, "dtype": dtype.name, "max_rel_error": report.max_rel_error,
                    "worst_tensor": worst.name if worst else "", "tol": report.tol, "ok": report.ok,
