@@ -160,8 +160,13 @@ def cmd_summary(args):
 def cmd_gradcheck(args):
     from . import diagnostics
 
-    table = diagnostics.gradcheck_all(names=None if args.all else args.layers)
-    print(table)
+    if not args.all and not args.layers:
+        raise SystemExit("name layers to check (e.g. `gradcheck Conv2d BatchNorm`) or pass --all")
+    table = diagnostics.gradcheck_all(names=None if args.all else args.layers, verbose=True)
+    failed = [row for row in table.rows if not row["ok"]]
+    print(f"\n{len(table.rows) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise SystemExit(1)
     return table
 
 
