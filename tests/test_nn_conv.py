@@ -217,6 +217,8 @@ def test_errors(rng):
         nn.ConvTranspose2d(3, 4, 3, stride=1, dilation=1, output_padding=1)
     with pytest.raises(ValueError, match=r"Conv1d: expected input of shape \(N, C, L\)"):
         nn.Conv1d(3, 4, 3)(x)
+    with pytest.raises(ValueError, match="Conv2d: reflect padding"):
+        nn.Conv2d(3, 4, 3, padding=5, padding_mode="reflect")(x)
     with pytest.raises(TypeError, match="Conv2d: input dtype float64"):
         nn.Conv2d(3, 4, 3)(x.astype(np.float64))
 
