@@ -183,7 +183,8 @@ def main():
     args = parser.parse_args()
     _clock[0] = CLOCK[args.timer]
     rng = np.random.default_rng(0)
-    print(f"numpy {np.__version__}; {args.timer} time; medians of {args.repeats} rounds; ratios medians of per-round ratios; "
+    print(f"numpy {np.__version__}; {args.timer} time; medians of {args.repeats} rounds; "
+          "ratios medians of per-round ratios; "
           "x GEMM = NumPy float32 GEMM time for the same matrix shapes / kernel time; "
           "x torch = torch time / kernel time (> 1: npcnn faster)")
     header = (f"{'shape':<14} {'algo':<7} {'fwd ms':>8} {'f+b ms':>8} {'fwd GF/s':>9} {'f+b GF/s':>9} "

@@ -131,7 +131,8 @@ def conv_geometry(x_shape, w_shape, stride=(1, 1), padding=((0, 0), (0, 0)), dil
     N, C, H, W = (int(s) for s in x_shape)
     O, Cg, kh, kw = (int(s) for s in w_shape)
     if groups < 1 or C % groups or O % groups:
-        raise ValueError(f"{name}: in_channels ({C}) and out_channels ({O}) must both be divisible by groups ({groups})")
+        raise ValueError(f"{name}: in_channels ({C}) and out_channels ({O}) must both be divisible by "
+                         f"groups ({groups})")
     if Cg * groups != C:
         raise ValueError(f"{name}: weight expects {Cg * groups} input channels ({Cg} per group x {groups} groups), "
                          f"got input of shape {tuple(x_shape)}")
