@@ -17,6 +17,7 @@ Not a test: timings on a shared machine are noisy; compare ratios measured in on
 
     python benchmarks/conv_bench.py                 # all shapes
     python benchmarks/conv_bench.py --shapes vgg3x3 --repeats 7
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/conv_bench.py --timer cpu   # one core
 """
 
 import argparse
@@ -48,10 +49,14 @@ SHAPES = {
 }
 
 
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = [time.perf_counter]
+
+
 def seconds(fn):
-    start = time.perf_counter()
+    start = _clock[0]()
     fn()
-    return time.perf_counter() - start
+    return _clock[0]() - start
 
 
 def peak_bytes(fn):
@@ -173,9 +178,13 @@ def main():
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--algos", nargs="*", default=["im2col", "fft", "direct"])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--timer", choices=list(CLOCK), default="wall",
+                        help="cpu: process CPU time, steadier on a loaded machine when run single-threaded")
     args = parser.parse_args()
+    _clock[0] = CLOCK[args.timer]
     rng = np.random.default_rng(0)
-    print(f"numpy {np.__version__}; times are medians of {args.repeats} rounds; ratios medians of per-round ratios; "
+    print(f"numpy {np.__version__}; {args.timer} time; medians of {args.repeats} rounds; "
+          "ratios medians of per-round ratios; "
           "x GEMM = NumPy float32 GEMM time for the same matrix shapes / kernel time; "
           "x torch = torch time / kernel time (> 1: npcnn faster)")
     header = (f"{'shape':<14} {'algo':<7} {'fwd ms':>8} {'f+b ms':>8} {'fwd GF/s':>9} {'f+b GF/s':>9} "

@@ -27,12 +27,19 @@ GEMMs; only the small output / dout (O rows instead of C*kh*kw) is transposed be
 and (O, N, .). col2im loops over the kh*kw kernel offsets (never over pixels) and adds a strided
 slice of the gradient per offset.
 
-The column matrix of a whole batch can be huge (256 x 3 x 224 x 224 with a 7x7 kernel: 7.4 GB),
-so the batch is processed in chunks whose column buffer stays under ``max_buffer_bytes``
-(module default ``DEFAULT_MAX_BUFFER_BYTES``, changed with :func:`set_max_buffer_bytes`). The
-buffer is allocated once per call and reused by every chunk; backward reuses it for dcols.
-Columns are rebuilt in backward rather than kept from forward, so a network holds no column
-buffers between its forward and backward passes.
+Two refinements keep the copies cheap:
+
+* Chunks. The column matrix of a whole batch can be huge (256 x 3 x 224 x 224 with a 7x7
+  kernel: 7.4 GB), so the batch is processed in chunks whose column buffer stays under
+  ``max_buffer_bytes`` (module default ``DEFAULT_MAX_BUFFER_BYTES``, changed with
+  :func:`set_max_buffer_bytes`) and near ``CHUNK_TARGET_BYTES`` (8 MB, so that a chunk's columns
+  stay in cache between im2col, the GEMMs and col2im). One column buffer and one padded-input
+  buffer are allocated per call and reused by every chunk; backward reuses the column buffer for
+  dcols. Columns are rebuilt in backward rather than kept from forward, so a network holds no
+  column buffers between its forward and backward passes.
+* The flat layout at stride 1 (see ``_row_width``): each output row gets Wp positions instead
+  of Wo, which makes every kernel offset's columns one contiguous run of the flattened padded
+  image, so im2col and col2im move long runs instead of many short rows.
 
 1x1 convolutions with stride 1 and no padding need no columns at all: the input already is the
 column matrix of each sample, so they are a (batched) matmul.
@@ -124,7 +131,8 @@ def conv_geometry(x_shape, w_shape, stride=(1, 1), padding=((0, 0), (0, 0)), dil
     N, C, H, W = (int(s) for s in x_shape)
     O, Cg, kh, kw = (int(s) for s in w_shape)
     if groups < 1 or C % groups or O % groups:
-        raise ValueError(f"{name}: in_channels ({C}) and out_channels ({O}) must both be divisible by groups ({groups})")
+        raise ValueError(f"{name}: in_channels ({C}) and out_channels ({O}) must both be divisible by "
+                         f"groups ({groups})")
     if Cg * groups != C:
         raise ValueError(f"{name}: weight expects {Cg * groups} input channels ({Cg} per group x {groups} groups), "
                          f"got input of shape {tuple(x_shape)}")
