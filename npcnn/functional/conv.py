@@ -1,0 +1,500 @@
+"""Convolution kernels: im2col + GEMM, with loop twins.
+
+A 2-D convolution (cross-correlation, as in every deep learning library) with zero padding
+``((top, bottom), (left, right))``, stride ``(sh, sw)``, dilation ``(dh, dw)`` and ``groups``:
+
+    out[n, o, y, x] = b[o] + sum_{c in group(o), i, j} xpad[n, c, sh*y + dh*i, sw*x + dw*j] * w[o, c, i, j]
+
+Shapes: x (N, C, H, W), w (O, C/groups, kh, kw), b (O,), out (N, O, Ho, Wo) with
+
+    Ho = floor((H + top + bottom - dh*(kh - 1) - 1) / sh) + 1        (and Wo likewise)
+
+im2col turns this into one matrix product per group. The column matrix holds every input
+window as a column,
+
+    cols[(c, i, j), (n, y, x)] = xpad[n, c, sh*y + dh*i, sw*x + dw*j]          (C*kh*kw, N*Ho*Wo)
+
+built by copying a strided *view* of the padded input (no Python loop over pixels), so
+
+    out = W @ cols               W = w.reshape(O, C*kh*kw)            (forward, one GEMM)
+    dW  = dout @ cols^T          dout as (O, N*Ho*Wo)                  (weight gradient, one GEMM)
+    dcols = W^T @ dout                                                 (column gradient, one GEMM)
+    dx  = col2im(dcols)          adds each column entry back to the pixel it was copied from
+    db  = sum over n, y, x of dout
+
+The layout (C*kh*kw, N*Ho*Wo) keeps the large matrix contiguous and un-transposed in all three
+GEMMs; only the small output / dout (O rows instead of C*kh*kw) is transposed between (N, O, .)
+and (O, N, .). col2im loops over the kh*kw kernel offsets (never over pixels) and adds a strided
+slice of the gradient per offset.
+
+The column matrix of a whole batch can be huge (256 x 3 x 224 x 224 with a 7x7 kernel: 7.4 GB),
+so the batch is processed in chunks whose column buffer stays under ``max_buffer_bytes``
+(module default ``DEFAULT_MAX_BUFFER_BYTES``, changed with :func:`set_max_buffer_bytes`). The
+buffer is allocated once per call and reused by every chunk; backward reuses it for dcols.
+Columns are rebuilt in backward rather than kept from forward, so a network holds no column
+buffers between its forward and backward passes.
+
+1x1 convolutions with stride 1 and no padding need no columns at all: the input already is the
+column matrix of each sample, so they are a (batched) matmul.
+
+Groups split C and O into ``groups`` equal parts; the GEMMs become batched matmuls over groups.
+Conv1d reuses the 2-D kernels with H = 1; the transposed convolution is the adjoint of
+convolution: its forward is conv2d's input gradient, its backward is conv2d's forward (for dx)
+and conv2d's weight gradient (for dw).
+"""
+
+from collections import namedtuple
+
+from ..backend import as_strided, get_array_module
+
+DEFAULT_MAX_BUFFER_BYTES = 256 * 2 ** 20
+
+_settings = {"max_buffer_bytes": DEFAULT_MAX_BUFFER_BYTES}
+
+
+def set_max_buffer_bytes(nbytes):
+    """Cap (bytes) of the im2col column buffer used when a kernel is not given its own cap."""
+    nbytes = int(nbytes)
+    if nbytes <= 0:
+        raise ValueError(f"max_buffer_bytes must be positive, got {nbytes}")
+    _settings["max_buffer_bytes"] = nbytes
+
+
+def get_max_buffer_bytes():
+    """The current default cap of the im2col column buffer, in bytes."""
+    return _settings["max_buffer_bytes"]
+
+
+# ----------------------------------------------------------------------------- argument helpers
+
+
+def _pair(v, name="argument"):
+    """An int or a 2-sequence of ints as a tuple (a, b)."""
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(a) for a in v)
+    if len(v) != 2:
+        raise ValueError(f"{name}: expected an int or a pair of ints, got {v}")
+    return v
+
+
+def _padding_pairs(padding):
+    """int, (ph, pw) or ((top, bottom), (left, right)) -> ((top, bottom), (left, right))."""
+    if isinstance(padding, int):
+        return ((padding, padding), (padding, padding))
+    padding = tuple(padding)
+    if len(padding) != 2:
+        raise ValueError(f"padding: expected an int, (ph, pw) or ((top, bottom), (left, right)), got {padding}")
+    return tuple((int(p), int(p)) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in padding)
+
+
+def conv_output_size(in_size, kernel_size, stride=1, padding=0, dilation=1):
+    """Output length of one convolution axis: floor((in + pad - d*(k - 1) - 1) / s) + 1.
+
+    ``padding`` is an int (both sides) or a (before, after) pair.
+    """
+    before, after = (padding, padding) if isinstance(padding, int) else padding
+    return (in_size + before + after - dilation * (kernel_size - 1) - 1) // stride + 1
+
+
+def conv_transpose_output_size(in_size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
+    """Output length of one transposed-convolution axis: s(i-1) - pad_total + d(k-1) + output_padding + 1."""
+    before, after = (padding, padding) if isinstance(padding, int) else padding
+    return stride * (in_size - 1) - before - after + dilation * (kernel_size - 1) + output_padding + 1
+
+
+# ----------------------------------------------------------------------------- geometry
+
+Geometry = namedtuple("Geometry", "N C H W O kh kw Ho Wo pads stride dilation groups")
+
+
+def conv_geometry(x_shape, w_shape, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1,
+                  out_size=None, name="conv2d"):
+    """Check a convolution's shapes and return its :class:`Geometry`.
+
+    ``out_size`` (Ho, Wo) may ask for fewer outputs than fit (the transposed convolution needs
+    this when output_padding >= stride); by default every window that fits is computed.
+    """
+    if len(x_shape) != 4:
+        raise ValueError(f"{name}: expected input of shape (N, C, H, W), got shape {tuple(x_shape)}")
+    if len(w_shape) != 4:
+        raise ValueError(f"{name}: expected weight of shape (O, C/groups, kh, kw), got shape {tuple(w_shape)}")
+    stride, dilation, pads = _pair(stride, "stride"), _pair(dilation, "dilation"), _padding_pairs(padding)
+    groups = int(groups)
+    N, C, H, W = (int(s) for s in x_shape)
+    O, Cg, kh, kw = (int(s) for s in w_shape)
+    if groups < 1 or C % groups or O % groups:
+        raise ValueError(f"{name}: in_channels ({C}) and out_channels ({O}) must both be divisible by groups ({groups})")
+    if Cg * groups != C:
+        raise ValueError(f"{name}: weight expects {Cg * groups} input channels ({Cg} per group x {groups} groups), "
+                         f"got input of shape {tuple(x_shape)}")
+    if min(stride) < 1 or min(dilation) < 1 or min(min(p) for p in pads) < 0:
+        raise ValueError(f"{name}: stride and dilation must be >= 1 and padding >= 0, got stride {stride}, "
+                         f"dilation {dilation}, padding {pads}")
+    Hp, Wp = H + sum(pads[0]), W + sum(pads[1])
+    ekh, ekw = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+    if ekh > Hp or ekw > Wp or min(kh, kw) < 1:
+        raise ValueError(f"{name}: kernel of (dilated) size ({ekh}, {ekw}) is larger than the padded input "
+                         f"({Hp}, {Wp}) (input {H}x{W}, padding {pads})")
+    Ho, Wo = (Hp - ekh) // stride[0] + 1, (Wp - ekw) // stride[1] + 1
+    if out_size is not None:
+        if out_size[0] > Ho or out_size[1] > Wo:
+            raise ValueError(f"{name}: output size {tuple(out_size)} is larger than the {Ho}x{Wo} windows that fit")
+        Ho, Wo = int(out_size[0]), int(out_size[1])
+    return Geometry(N, C, H, W, O, kh, kw, Ho, Wo, pads, stride, dilation, groups)
+
+
+def _is_pointwise(g):
+    """1x1 kernel, stride 1, no padding: the input already is the column matrix."""
+    return (g.kh, g.kw, g.stride, g.Ho, g.Wo) == (1, 1, (1, 1), g.H, g.W) and g.pads == ((0, 0), (0, 0))
+
+
+def column_bytes_per_sample(g, itemsize):
+    """Bytes of im2col columns one sample needs: C*kh*kw * Ho*Wo entries."""
+    return g.C * g.kh * g.kw * g.Ho * g.Wo * itemsize
+
+
+def chunk_plan(g, itemsize, max_buffer_bytes=None):
+    """(samples per chunk, column buffer bytes) for a convolution of geometry ``g``.
+
+    As many samples as fit under the cap, at least one (a single sample larger than the cap is
+    processed alone). Pointwise convolutions use no column buffer.
+    """
+    if _is_pointwise(g):
+        return g.N, 0
+    cap = get_max_buffer_bytes() if max_buffer_bytes is None else int(max_buffer_bytes)
+    per_sample = column_bytes_per_sample(g, itemsize)
+    chunk = max(1, min(g.N, cap // per_sample))
+    return chunk, chunk * per_sample
+
+
+def _chunks(n, size):
+    return [(start, min(n, start + size)) for start in range(0, n, size)]
+
+
+# ----------------------------------------------------------------------------- im2col / col2im
+
+
+def _pad(x, g):
+    """Zero-padded copy of x (or x itself when there is no padding)."""
+    if g.pads == ((0, 0), (0, 0)):
+        return x
+    return get_array_module(x).pad(x, ((0, 0), (0, 0)) + g.pads)
+
+
+def _im2col_into(xpad, g, buffer):
+    """Fill ``buffer`` with the columns of the samples in ``xpad``; return them as
+    (groups, C/groups*kh*kw, n*Ho*Wo).
+
+    The strided view indexes xpad[n, c, sh*y + dh*i, sw*x + dw*j] as [c, i, j, n, y, x]; one copy
+    lays it out as the column matrix.
+    """
+    xp = get_array_module(xpad)
+    n = xpad.shape[0]
+    sN, sC, sH, sW = xpad.strides
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    shape = (g.C, g.kh, g.kw, n, g.Ho, g.Wo)
+    windows = as_strided(xpad, shape, (sC, dh * sH, dw * sW, sN, sh * sH, sw * sW))
+    cols = buffer[: g.C * g.kh * g.kw * n * g.Ho * g.Wo].reshape(shape)
+    xp.copyto(cols, windows)
+    return cols.reshape(g.groups, g.C // g.groups * g.kh * g.kw, n * g.Ho * g.Wo)
+
+
+def _col2im_into(cols, g, dxpad):
+    """Add columns (C*kh*kw, n*Ho*Wo) back into the zeroed padded gradient ``dxpad`` laid out
+    (C, n, Hp, Wp): one strided slice-add per kernel offset (i, j)."""
+    n = dxpad.shape[1]
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    cols = cols.reshape(g.C, g.kh, g.kw, n, g.Ho, g.Wo)
+    for i in range(g.kh):
+        rows = slice(dh * i, dh * i + sh * (g.Ho - 1) + 1, sh)
+        for j in range(g.kw):
+            dxpad[:, :, rows, dw * j: dw * j + sw * (g.Wo - 1) + 1: sw] += cols[:, i, j]
+
+
+def im2col(x, kernel_size, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
+    """Column matrix (C*kh*kw, N*Ho*Wo) of x (N, C, H, W): cols[(c,i,j), (n,y,x)] = xpad[n, c, sh*y+dh*i, sw*x+dw*j]."""
+    kh, kw = _pair(kernel_size, "kernel_size")
+    g = conv_geometry(x.shape, (1, x.shape[1], kh, kw), stride, padding, dilation, 1, name="im2col")
+    buffer = get_array_module(x).empty(column_bytes_per_sample(g, 1) * g.N, dtype=x.dtype)
+    return _im2col_into(_pad(x, g), g, buffer).reshape(g.C * kh * kw, g.N * g.Ho * g.Wo)
+
+
+def col2im(cols, x_shape, kernel_size, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
+    """Adjoint of :func:`im2col`: sums each column entry into the pixel of x (shape x_shape) it came from."""
+    xp = get_array_module(cols)
+    kh, kw = _pair(kernel_size, "kernel_size")
+    g = conv_geometry(x_shape, (1, x_shape[1], kh, kw), stride, padding, dilation, 1, name="col2im")
+    (top, bottom), (left, right) = g.pads
+    dxpad = xp.zeros((g.C, g.N, g.H + top + bottom, g.W + left + right), dtype=cols.dtype)
+    _col2im_into(cols, g, dxpad)
+    return xp.ascontiguousarray(dxpad[:, :, top: top + g.H, left: left + g.W].transpose(1, 0, 2, 3))
+
+
+# ----------------------------------------------------------------------------- the three products
+
+
+def _output(x, w, g, max_buffer_bytes):
+    """out = W @ cols, chunk by chunk: (N, O, Ho, Wo)."""
+    xp = get_array_module(x)
+    G, P = g.groups, g.Ho * g.Wo
+    wg = w.reshape(G, g.O // G, -1)
+    if _is_pointwise(g):
+        x4 = x.reshape(g.N, G, g.C // G, P)
+        return xp.matmul(wg, x4).reshape(g.N, g.O, g.Ho, g.Wo)
+    xpad = _pad(x, g)
+    chunk, nbytes = chunk_plan(g, x.dtype.itemsize, max_buffer_bytes)
+    buffer = xp.empty(nbytes // x.dtype.itemsize, dtype=x.dtype)
+    result = xp.empty(g.O * chunk * P, dtype=x.dtype)
+    out = xp.empty((g.N, g.O, P), dtype=x.dtype)
+    for n0, n1 in _chunks(g.N, chunk):
+        cols = _im2col_into(xpad[n0:n1], g, buffer)
+        res = result[: g.O * (n1 - n0) * P].reshape(G, g.O // G, (n1 - n0) * P)
+        xp.matmul(wg, cols, out=res)
+        out[n0:n1] = res.reshape(g.O, n1 - n0, P).transpose(1, 0, 2)
+    return out.reshape(g.N, g.O, g.Ho, g.Wo)
+
+
+def _gradients(dout, x, w, g, max_buffer_bytes, need_dx=True, need_dw=True):
+    """(dx, dw) of out = conv(x, w) given dout (N, O, Ho, Wo); ``x`` may be None when only dx
+    is needed, ``w`` may be None when only dw is needed."""
+    xp = get_array_module(dout)
+    G, P, dtype = g.groups, g.Ho * g.Wo, dout.dtype
+    Og, Cg = g.O // G, g.C // G
+    if _is_pointwise(g):
+        d4 = dout.reshape(g.N, G, Og, P)
+        dx = dw = None
+        if need_dx:
+            dx = xp.matmul(w.reshape(G, Og, Cg).transpose(0, 2, 1), d4).reshape(g.N, g.C, g.H, g.W)
+        if need_dw:
+            x4 = x.reshape(g.N, G, Cg, P)
+            dw = xp.matmul(d4, x4.transpose(0, 1, 3, 2)).sum(axis=0).reshape(g.O, Cg, 1, 1)
+        return dx, dw
+    chunk, nbytes = chunk_plan(g, dtype.itemsize, max_buffer_bytes)
+    buffer = xp.empty(nbytes // dtype.itemsize, dtype=dtype)
+    dout_t = xp.empty(g.O * chunk * P, dtype=dtype)
+    (top, bottom), (left, right) = g.pads
+    Hp, Wp = g.H + top + bottom, g.W + left + right
+    if need_dx:
+        wt = w.reshape(G, Og, -1).transpose(0, 2, 1)
+        dx = xp.empty((g.N, g.C, g.H, g.W), dtype=dtype)
+        dxpad = xp.empty(g.C * chunk * Hp * Wp, dtype=dtype)
+    if need_dw:
+        xpad = _pad(x, g)
+        dw = xp.zeros((G, Og, Cg * g.kh * g.kw), dtype=dtype)
+    for n0, n1 in _chunks(g.N, chunk):
+        n = n1 - n0
+        # dout of the chunk as (groups, O/groups, n*Ho*Wo): the small transposed copy
+        d = dout_t[: g.O * n * P].reshape(g.O, n, P)
+        d[...] = dout[n0:n1].reshape(n, g.O, P).transpose(1, 0, 2)
+        d = d.reshape(G, Og, n * P)
+        if need_dw:
+            cols = _im2col_into(xpad[n0:n1], g, buffer)
+            dw += xp.matmul(d, cols.transpose(0, 2, 1))
+        if need_dx:
+            dcols = buffer[: g.C * g.kh * g.kw * n * P].reshape(G, -1, n * P)
+            xp.matmul(wt, d, out=dcols)
+            dpad = dxpad[: g.C * n * Hp * Wp].reshape(g.C, n, Hp, Wp)
+            dpad[...] = 0
+            _col2im_into(dcols, g, dpad)
+            dx[n0:n1] = dpad[:, :, top: top + g.H, left: left + g.W].transpose(1, 0, 2, 3)
+    return (dx if need_dx else None), (dw.reshape(g.O, Cg, g.kh, g.kw) if need_dw else None)
+
+
+# ----------------------------------------------------------------------------- conv2d
+
+
+def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1,
+                   max_buffer_bytes=None):
+    """out = conv(x, w) + b by im2col + GEMM. Returns (out, cache)."""
+    g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    out = _output(x, w, g, max_buffer_bytes)
+    if b is not None:
+        out += b.reshape(1, -1, 1, 1)  # out is a fresh array
+    return out, (x, w, b is not None, g, max_buffer_bytes)
+
+
+def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
+    """(dx, dw, db) of conv2d_forward; a gradient that is not needed comes back as None."""
+    x, w, has_bias, g, max_buffer_bytes = cache
+    dx, dw = _gradients(dout, x, w, g, max_buffer_bytes, need_dx, need_dw)
+    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    return dx, dw, db
+
+
+def conv2d_naive(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+    """Loop twin of conv2d_forward: one output pixel at a time, straight from the definition."""
+    xp = get_array_module(x)
+    g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, name="conv2d_naive")
+    xpad = _pad(x, g)
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    Og, Cg = g.O // g.groups, g.C // g.groups
+    out = xp.zeros((g.N, g.O, g.Ho, g.Wo), dtype=x.dtype)
+    for n in range(g.N):
+        for o in range(g.O):
+            c0 = (o // Og) * Cg  # first input channel of o's group
+            for y in range(g.Ho):
+                for x_ in range(g.Wo):
+                    window = xpad[n, c0: c0 + Cg, sh * y: sh * y + dh * (g.kh - 1) + 1: dh,
+                                  sw * x_: sw * x_ + dw * (g.kw - 1) + 1: dw]
+                    out[n, o, y, x_] = (window * w[o]).sum() + (b[o] if b is not None else 0.0)
+    return out
+
+
+def conv2d_naive_backward(dout, x, w, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+    """Loop twin of conv2d_backward: (dx, dw, db), each output pixel's gradient added to its window."""
+    xp = get_array_module(x)
+    g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, name="conv2d_naive")
+    xpad = _pad(x, g)
+    dxpad = xp.zeros_like(xpad)
+    dw_ = xp.zeros_like(w)
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    Og, Cg = g.O // g.groups, g.C // g.groups
+    for n in range(g.N):
+        for o in range(g.O):
+            c0 = (o // Og) * Cg
+            for y in range(g.Ho):
+                for x_ in range(g.Wo):
+                    window = (n, slice(c0, c0 + Cg), slice(sh * y, sh * y + dh * (g.kh - 1) + 1, dh),
+                              slice(sw * x_, sw * x_ + dw * (g.kw - 1) + 1, dw))
+                    dxpad[window] += dout[n, o, y, x_] * w[o]
+                    dw_[o] += dout[n, o, y, x_] * xpad[window]
+    (top, _), (left, _) = g.pads
+    dx = dxpad[:, :, top: top + g.H, left: left + g.W].copy()
+    return dx, dw_, dout.sum(axis=(0, 2, 3))
+
+
+# ----------------------------------------------------------------------------- conv1d (H = 1)
+
+
+def _conv1d_as_2d(stride, padding, dilation):
+    if isinstance(padding, int):
+        padding = (padding, padding)
+    return (1, int(stride)), ((0, 0), tuple(int(p) for p in padding)), (1, int(dilation))
+
+
+def _check_1d(x, w, name):
+    if x.ndim != 3:
+        raise ValueError(f"{name}: expected input of shape (N, C, L), got shape {tuple(x.shape)}")
+    if w.ndim != 3:
+        raise ValueError(f"{name}: expected weight of shape (O, C/groups, k), got shape {tuple(w.shape)}")
+
+
+def conv1d_forward(x, w, b=None, stride=1, padding=(0, 0), dilation=1, groups=1, max_buffer_bytes=None):
+    """1-D convolution of x (N, C, L) with w (O, C/groups, k): the 2-D kernel with H = 1.
+
+    ``padding`` is an int or a (left, right) pair. Returns (out (N, O, Lo), cache).
+    """
+    _check_1d(x, w, "conv1d")
+    stride2, padding2, dilation2 = _conv1d_as_2d(stride, padding, dilation)
+    out, cache = conv2d_forward(x[:, :, None, :], w[:, :, None, :], b, stride2, padding2, dilation2, groups,
+                                max_buffer_bytes)
+    return out[:, :, 0, :], cache
+
+
+def conv1d_backward(dout, cache, need_dx=True, need_dw=True):
+    """(dx, dw, db) of conv1d_forward."""
+    dx, dw, db = conv2d_backward(dout[:, :, None, :], cache, need_dx, need_dw)
+    return (None if dx is None else dx[:, :, 0, :]), (None if dw is None else dw[:, :, 0, :]), db
+
+
+def conv1d_naive(x, w, b=None, stride=1, padding=(0, 0), dilation=1, groups=1):
+    """Loop twin of conv1d_forward: out[n, o, t] = b[o] + sum_{c, i} xpad[n, c, s*t + d*i] w[o, c, i]."""
+    xp = get_array_module(x)
+    _check_1d(x, w, "conv1d_naive")
+    left, right = (padding, padding) if isinstance(padding, int) else padding
+    xpad = xp.pad(x, ((0, 0), (0, 0), (left, right)))
+    N, C, L = xpad.shape
+    O, Cg, k = w.shape
+    Og = O // groups
+    Lo = conv_output_size(L, k, stride, 0, dilation)
+    out = xp.zeros((N, O, Lo), dtype=x.dtype)
+    for n in range(N):
+        for o in range(O):
+            c0 = (o // Og) * Cg
+            for t in range(Lo):
+                window = xpad[n, c0: c0 + Cg, stride * t: stride * t + dilation * (k - 1) + 1: dilation]
+                out[n, o, t] = (window * w[o]).sum() + (b[o] if b is not None else 0.0)
+    return out
+
+
+# ----------------------------------------------------------------------------- transposed convolution
+
+
+def _transpose_geometry(x_shape, w_shape, stride, padding, output_padding, dilation, groups):
+    """The geometry of the convolution whose input gradient this transposed convolution is.
+
+    x (N, Cin, H, W), w (Cin, Cout/groups, kh, kw): the convolution maps (N, Cout, Ho, Wo) to
+    (N, Cin, H, W) with the same w, so its O is Cin and its C is Cout.
+    """
+    name = "conv_transpose2d"
+    if len(x_shape) != 4:
+        raise ValueError(f"{name}: expected input of shape (N, C_in, H, W), got shape {tuple(x_shape)}")
+    if len(w_shape) != 4:
+        raise ValueError(f"{name}: expected weight of shape (C_in, C_out/groups, kh, kw), got shape {tuple(w_shape)}")
+    stride, dilation, pads = _pair(stride, "stride"), _pair(dilation, "dilation"), _padding_pairs(padding)
+    output_padding = _pair(output_padding, "output_padding")
+    for axis in range(2):
+        if not 0 <= output_padding[axis] < max(stride[axis], dilation[axis]):
+            raise ValueError(f"{name}: output_padding {output_padding} must be smaller than either stride "
+                             f"{stride} or dilation {dilation}")
+    if x_shape[1] != w_shape[0]:
+        raise ValueError(f"{name}: weight expects {w_shape[0]} input channels, got input of shape {tuple(x_shape)}")
+    groups = int(groups)
+    if groups < 1 or w_shape[0] % groups:
+        raise ValueError(f"{name}: in_channels ({w_shape[0]}) must be divisible by groups ({groups})")
+    size = [conv_transpose_output_size(x_shape[2 + a], w_shape[2 + a], stride[a], pads[a], output_padding[a],
+                                       dilation[a]) for a in range(2)]
+    if min(size) < 1:
+        raise ValueError(f"{name}: output size {tuple(size)} is not positive (input {tuple(x_shape)}, "
+                         f"padding {pads}, stride {stride})")
+    conv_x_shape = (x_shape[0], w_shape[1] * groups, size[0], size[1])
+    return conv_geometry(conv_x_shape, w_shape, stride, pads, dilation, groups, out_size=x_shape[2:], name=name)
+
+
+def conv_transpose2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), output_padding=(0, 0),
+                             dilation=(1, 1), groups=1, max_buffer_bytes=None):
+    """Transposed convolution (the adjoint of conv2d with the same w), by GEMM + col2im.
+
+    x (N, Cin, H, W), w (Cin, Cout/groups, kh, kw), b (Cout,); out (N, Cout, Ho, Wo) with
+    Ho = sh(H-1) - top - bottom + dh(kh-1) + output_padding + 1.
+    Returns (out, cache).
+    """
+    g = _transpose_geometry(x.shape, w.shape, stride, padding, output_padding, dilation, groups)
+    out, _ = _gradients(x, None, w, g, max_buffer_bytes, need_dx=True, need_dw=False)
+    if b is not None:
+        out += b.reshape(1, -1, 1, 1)
+    return out, (x, w, b is not None, g, max_buffer_bytes)
+
+
+def conv_transpose2d_backward(dout, cache, need_dx=True, need_dw=True):
+    """(dx, dw, db) of conv_transpose2d_forward: dx = conv2d(dout, w), dw = conv2d's weight
+    gradient with the roles of input and output gradient exchanged."""
+    x, w, has_bias, g, max_buffer_bytes = cache
+    dx = _output(dout, w, g, max_buffer_bytes) if need_dx else None
+    dw = _gradients(x, dout, None, g, max_buffer_bytes, need_dx=False, need_dw=True)[1] if need_dw else None
+    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    return dx, dw, db
+
+
+def conv_transpose2d_naive(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), output_padding=(0, 0),
+                           dilation=(1, 1), groups=1):
+    """Loop twin of conv_transpose2d_forward: each input pixel scatters x[n, c, y, x] * w[c] into
+    the output window it would have come from in a convolution."""
+    xp = get_array_module(x)
+    g = _transpose_geometry(x.shape, w.shape, stride, padding, output_padding, dilation, groups)
+    (top, bottom), (left, right) = g.pads
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    full = xp.zeros((g.N, g.C, g.H + top + bottom, g.W + left + right), dtype=x.dtype)
+    Cin_g, Cout_g = g.O // g.groups, g.C // g.groups
+    for n in range(g.N):
+        for c in range(g.O):
+            o0 = (c // Cin_g) * Cout_g  # first output channel of c's group
+            for y in range(x.shape[2]):
+                for x_ in range(x.shape[3]):
+                    full[n, o0: o0 + Cout_g, sh * y: sh * y + dh * (g.kh - 1) + 1: dh,
+                         sw * x_: sw * x_ + dw * (g.kw - 1) + 1: dw] += x[n, c, y, x_] * w[c]
+    out = full[:, :, top: top + g.H, left: left + g.W].copy()
+    if b is not None:
+        out += b.reshape(1, -1, 1, 1)
+    return out
