@@ -1,0 +1,396 @@
+"""Pooling kernels (NCHW): max, average, Lp, adaptive average and global average pooling.
+
+Geometry, as PyTorch: along one axis of size ``n`` with kernel ``k``, stride ``s``, padding ``p``
+and dilation ``d`` the window ``o`` covers input positions ``o*s - p + j*d`` for ``j < k``, and
+
+    out = floor((n + 2p - d(k-1) - 1) / s) + 1                       (ceil_mode=False)
+    out = ceil((n + 2p - d(k-1) - 1) / s) + 1,  minus 1 if the last window would start
+          at or past n + p (it must start inside the input or the left padding)   (ceil_mode=True)
+
+Max pooling:  out = max over the window;  dx routes dout to the window's arg-max only (ties: the
+first position in the window wins, as PyTorch). Padding holds -inf, so it never wins.
+Average pooling:  out = sum over the window / divisor;  dx spreads dout/divisor over the window.
+The divisor counts the window clipped to the padded input (count_include_pad=True) or to the
+input itself (count_include_pad=False); with ceil_mode a window may overhang both.
+
+The 1-D kernels are the 2-D ones on an (N, C, 1, L) view.
+"""
+
+import math
+
+from .. import backend
+from ..backend import get_array_module
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def _pair(value):
+    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"expected an int or a pair, got {value!r}")
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def pool_output_size(size, kernel, stride, padding=0, dilation=1, ceil_mode=False):
+    """Output length of one pooled axis, PyTorch's ``pooling_output_shape``."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1  # the last window would start in the right padding: PyTorch drops it
+    return out
+
+
+def pool_geometry(layer, shape, kernel, stride, padding, dilation, ceil_mode):
+    """Check a 2-D pooling configuration against PyTorch's rules; return (out_h, out_w)."""
+    H, W = shape[-2:]
+    for name, pair, minimum in (("kernel_size", kernel, 1), ("stride", stride, 1), ("dilation", dilation, 1),
+                                ("padding", padding, 0)):
+        if min(pair) < minimum:
+            raise ValueError(f"{layer}: {name} must be >= {minimum}, got {pair}")
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{layer}: padding {padding} must be at most half the kernel size {kernel}")
+    oh = pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    ow = pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{layer}: input of spatial size {(H, W)} with padding {padding} is smaller than the "
+                         f"(dilated) kernel {kernel} (dilation {dilation}); output size would be {(oh, ow)}")
+    return oh, ow
+
+
+def _pad_hw(x, top, bottom, left, right, value):
+    """``x`` (N, C, H, W) inside a border of ``value``; ``x`` itself when there is no border."""
+    if top == bottom == left == right == 0:
+        return x
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    out = xp.full((N, C, H + top + bottom, W + left + right), value, dtype=x.dtype)
+    out[:, :, top:top + H, left:left + W] = x
+    return out
+
+
+def _padding_needed(size, out, kernel, stride, padding, dilation):
+    """(before, after): padding so that every window lies inside the padded axis.
+
+    ``after`` may be less than ``padding`` (unused right padding is not built) or more (a
+    ceil_mode window that overhangs the padded input).
+    """
+    needed = (out - 1) * stride + dilation * (kernel - 1) + 1
+    return padding, max(0, needed - padding - size)
+
+
+def _windows(xpad, out_hw, kernel, stride, dilation):
+    """Read-only (N, C, oh, ow, kh, kw) view of the pooling windows of a padded input."""
+    N, C = xpad.shape[:2]
+    sN, sC, sH, sW = xpad.strides
+    shape = (N, C, out_hw[0], out_hw[1], kernel[0], kernel[1])
+    strides = (sN, sC, sH * stride[0], sW * stride[1], sH * dilation[0], sW * dilation[1])
+    return backend.as_strided(xpad, shape, strides)
+
+
+def _offset_slice(i, j, out_hw, stride, dilation):
+    """Index of the (oh, ow) input positions that kernel offset (i, j) reads in the padded input."""
+    h0, w0 = i * dilation[0], j * dilation[1]
+    return (slice(None), slice(None),
+            slice(h0, h0 + stride[0] * (out_hw[0] - 1) + 1, stride[0]),
+            slice(w0, w0 + stride[1] * (out_hw[1] - 1) + 1, stride[1]))
+
+
+def _is_tiling(shape, kernel, stride, padding, dilation):
+    """True when the windows tile the input exactly (stride == kernel, no padding or dilation)."""
+    H, W = shape[-2:]
+    return (tuple(stride) == tuple(kernel) and padding == (0, 0) and dilation == (1, 1)
+            and H % kernel[0] == 0 and W % kernel[1] == 0)
+
+
+def _unpad(dpad, x_shape, top, left):
+    H, W = x_shape[-2:]
+    return dpad[:, :, top:top + H, left:left + W]
+
+
+# ----------------------------------------------------------------------------- max pooling
+
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, layer="MaxPool2d"):
+    """x (N, C, H, W) -> (out (N, C, oh, ow), cache). ``cache`` holds the arg-max of each window."""
+    xp = get_array_module(x)
+    kernel = _pair(kernel_size)
+    stride = kernel if stride is None else _pair(stride)
+    padding, dilation = _pair(padding), _pair(dilation)
+    oh, ow = pool_geometry(layer, x.shape, kernel, stride, padding, dilation, ceil_mode)
+    N, C, H, W = x.shape
+    kk = kernel[0] * kernel[1]
+    if _is_tiling(x.shape, kernel, stride, padding, dilation):
+        # Fast path: the windows are disjoint blocks, a reshape away from (N, C, oh, ow, kh*kw).
+        win = x.reshape(N, C, oh, kernel[0], ow, kernel[1]).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, oh, ow, kk)
+        pads = None  # marks the fast path for the backward
+    else:
+        top, bottom = _padding_needed(H, oh, kernel[0], stride[0], padding[0], dilation[0])
+        left, right = _padding_needed(W, ow, kernel[1], stride[1], padding[1], dilation[1])
+        pads = (top, bottom, left, right)
+        xpad = _pad_hw(x, top, bottom, left, right, -math.inf)
+        win = _windows(xpad, (oh, ow), kernel, stride, dilation).reshape(N, C, oh, ow, kk)
+    arg = win.argmax(axis=-1)  # first maximum in the window wins, as in PyTorch
+    out = xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
+    return out, (arg, x.shape, kernel, stride, dilation, pads)
+
+
+def max_pool2d_backward(dout, cache):
+    """dx: each dout entry goes to the one input position that won its window."""
+    arg, x_shape, kernel, stride, dilation, pads = cache
+    xp = get_array_module(dout)
+    N, C, oh, ow = dout.shape
+    kk = kernel[0] * kernel[1]
+    if pads is None:
+        # Disjoint windows: a one-hot of the arg-max times dout, reshaped back to the blocks.
+        onehot = arg[..., None] == xp.arange(kk)
+        dwin = (onehot * dout[..., None]).astype(dout.dtype, copy=False)
+        dwin = dwin.reshape(N, C, oh, ow, kernel[0], kernel[1]).transpose(0, 1, 2, 4, 3, 5)
+        return dwin.reshape(x_shape)
+    top, bottom, left, right = pads
+    H, W = x_shape[-2:]
+    dpad = xp.zeros((N, C, H + top + bottom, W + left + right), dtype=dout.dtype)
+    zero = xp.zeros((), dtype=dout.dtype)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            # Windows may overlap, so offsets are added one at a time (never a fancy-index '+=').
+            dpad[_offset_slice(i, j, (oh, ow), stride, dilation)] += xp.where(arg == i * kernel[1] + j, dout, zero)
+    return _unpad(dpad, x_shape, top, left)
+
+
+def max_pool2d_indices(cache):
+    """PyTorch's ``return_indices``: the arg-max as a flat index into each (H, W) input plane."""
+    arg, x_shape, kernel, stride, dilation, pads = cache
+    xp = get_array_module(arg)
+    oh, ow = arg.shape[-2:]
+    top, left = (0, 0) if pads is None else (pads[0], pads[2])
+    rows = xp.arange(oh)[:, None] * stride[0] + (arg // kernel[1]) * dilation[0] - top
+    cols = xp.arange(ow)[None, :] * stride[1] + (arg % kernel[1]) * dilation[1] - left
+    return (rows * x_shape[-1] + cols).astype(xp.int64)
+
+
+def max_pool2d_naive(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Loop twin: (out, flat indices) with plain loops over every window (slow; tests only)."""
+    xp = get_array_module(x)
+    kernel = _pair(kernel_size)
+    stride = kernel if stride is None else _pair(stride)
+    padding, dilation = _pair(padding), _pair(dilation)
+    oh, ow = pool_geometry("max_pool2d_naive", x.shape, kernel, stride, padding, dilation, ceil_mode)
+    N, C, H, W = x.shape
+    out = xp.zeros((N, C, oh, ow), dtype=x.dtype)
+    index = xp.zeros((N, C, oh, ow), dtype=xp.int64)
+    for n in range(N):
+        for c in range(C):
+            for r in range(oh):
+                for s in range(ow):
+                    best, where = -math.inf, -1
+                    for i in range(kernel[0]):
+                        for j in range(kernel[1]):
+                            h = r * stride[0] - padding[0] + i * dilation[0]
+                            w = s * stride[1] - padding[1] + j * dilation[1]
+                            if 0 <= h < H and 0 <= w < W and float(x[n, c, h, w]) > best:
+                                best, where = float(x[n, c, h, w]), h * W + w
+                    out[n, c, r, s], index[n, c, r, s] = best, where
+    return out, index
+
+
+def max_pool2d_backward_naive(dout, index, x_shape):
+    """Loop twin of the backward: dx[index] += dout, window by window."""
+    xp = get_array_module(dout)
+    N, C, H, W = x_shape
+    dx = xp.zeros(x_shape, dtype=dout.dtype)
+    for n in range(N):
+        for c in range(C):
+            for r in range(dout.shape[2]):
+                for s in range(dout.shape[3]):
+                    flat = int(index[n, c, r, s])
+                    dx[n, c, flat // W, flat % W] += dout[n, c, r, s]
+    return dx
+
+
+# ----------------------------------------------------------------------------- average pooling
+
+
+def _avg_divisor(size, out, kernel, stride, padding, count_include_pad):
+    """Per-output divisors along one axis (PyTorch's avg_pool2d rule), as a Python list."""
+    divisors = []
+    for o in range(out):
+        start = o * stride - padding
+        end = min(start + kernel, size + padding)  # a ceil_mode window is clipped to the padded input
+        count = end - start
+        if not count_include_pad:
+            count = min(end, size) - max(start, 0)
+        divisors.append(count)
+    return divisors
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                       layer="AvgPool2d"):
+    """x (N, C, H, W) -> (out (N, C, oh, ow), cache)."""
+    xp = get_array_module(x)
+    kernel = _pair(kernel_size)
+    stride = kernel if stride is None else _pair(stride)
+    padding = _pair(padding)
+    oh, ow = pool_geometry(layer, x.shape, kernel, stride, padding, (1, 1), ceil_mode)
+    N, C, H, W = x.shape
+    if _is_tiling(x.shape, kernel, stride, padding, (1, 1)):
+        # Fast path: disjoint blocks, every divisor is kh*kw.
+        out = x.reshape(N, C, oh, kernel[0], ow, kernel[1]).mean(axis=(3, 5))
+        return out, (x.shape, kernel, stride, None, None)
+    top, bottom = _padding_needed(H, oh, kernel[0], stride[0], padding[0], 1)
+    left, right = _padding_needed(W, ow, kernel[1], stride[1], padding[1], 1)
+    xpad = _pad_hw(x, top, bottom, left, right, 0.0)
+    sums = _windows(xpad, (oh, ow), kernel, stride, (1, 1)).sum(axis=(-2, -1))
+    div_h = _avg_divisor(H, oh, kernel[0], stride[0], padding[0], count_include_pad)
+    div_w = _avg_divisor(W, ow, kernel[1], stride[1], padding[1], count_include_pad)
+    divisor = xp.asarray(div_h, dtype=x.dtype)[:, None] * xp.asarray(div_w, dtype=x.dtype)[None, :]
+    return sums / divisor, (x.shape, kernel, stride, (top, bottom, left, right), divisor)
+
+
+def avg_pool2d_backward(dout, cache):
+    """dx: each window's input positions receive dout / divisor (overlaps add up)."""
+    x_shape, kernel, stride, pads, divisor = cache
+    xp = get_array_module(dout)
+    N, C, oh, ow = dout.shape
+    if pads is None:  # fast path: repeat dout / (kh*kw) over each disjoint block
+        share = dout / float(kernel[0] * kernel[1])
+        blocks = xp.broadcast_to(share[:, :, :, None, :, None], (N, C, oh, kernel[0], ow, kernel[1]))
+        return blocks.reshape(x_shape)
+    top, bottom, left, right = pads
+    H, W = x_shape[-2:]
+    share = dout / divisor
+    dpad = xp.zeros((N, C, H + top + bottom, W + left + right), dtype=dout.dtype)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            dpad[_offset_slice(i, j, (oh, ow), stride, (1, 1))] += share
+    return _unpad(dpad, x_shape, top, left)
+
+
+def avg_pool2d_naive(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Loop twin of avg_pool2d_forward (slow; tests only)."""
+    xp = get_array_module(x)
+    kernel = _pair(kernel_size)
+    stride = kernel if stride is None else _pair(stride)
+    padding = _pair(padding)
+    oh, ow = pool_geometry("avg_pool2d_naive", x.shape, kernel, stride, padding, (1, 1), ceil_mode)
+    N, C, H, W = x.shape
+    out = xp.zeros((N, C, oh, ow), dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for r in range(oh):
+                for s in range(ow):
+                    h0, w0 = r * stride[0] - padding[0], s * stride[1] - padding[1]
+                    h1, w1 = min(h0 + kernel[0], H + padding[0]), min(w0 + kernel[1], W + padding[1])
+                    total, inside = 0.0, 0
+                    for h in range(max(h0, 0), min(h1, H)):
+                        for w in range(max(w0, 0), min(w1, W)):
+                            total += float(x[n, c, h, w])
+                            inside += 1
+                    out[n, c, r, s] = total / ((h1 - h0) * (w1 - w0) if count_include_pad else inside)
+    return out
+
+
+# ----------------------------------------------------------------------------- Lp pooling
+
+
+def lp_pool2d_forward(x, norm_type, kernel_size, stride=None, ceil_mode=False, layer="LPPool2d"):
+    """PyTorch's LPPool2d: out = (kh*kw * avg_pool(x^p))^(1/p), i.e. (sum over the window of x^p)^(1/p).
+
+    (With ceil_mode a clipped window's average is still scaled by kh*kw, exactly as PyTorch does.)
+    """
+    p = float(norm_type)
+    kernel = _pair(kernel_size)
+    powered = x ** p
+    avg, avg_cache = avg_pool2d_forward(powered, kernel, stride, 0, ceil_mode, True, layer=layer)
+    total = avg * float(kernel[0] * kernel[1])
+    out = total ** (1.0 / p)
+    return out, (x, p, kernel, avg_cache, total, out)
+
+
+def lp_pool2d_backward(dout, cache):
+    """d out / d total = out / (p total);  d total / d x = kh*kw * avg_backward(.) * p x^(p-1)."""
+    x, p, kernel, avg_cache, total, out = cache
+    dtotal = dout * out / (p * total)
+    dpowered = avg_pool2d_backward(dtotal * float(kernel[0] * kernel[1]), avg_cache)
+    return dpowered * (p * x ** (p - 1.0))
+
+
+def lp_pool2d_naive(x, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Loop twin of lp_pool2d_forward built on the average-pooling twin."""
+    kernel = _pair(kernel_size)
+    avg = avg_pool2d_naive(x ** float(norm_type), kernel, stride, 0, ceil_mode, True)
+    return (avg * float(kernel[0] * kernel[1])) ** (1.0 / float(norm_type))
+
+
+# ----------------------------------------------------------------------------- adaptive / global
+
+
+def adaptive_bounds(size, out):
+    """PyTorch's adaptive windows along one axis: [floor(o*size/out), ceil((o+1)*size/out))."""
+    return [((o * size) // out, -(-((o + 1) * size) // out)) for o in range(out)]
+
+
+def adaptive_output_size(shape, output_size):
+    """(oh, ow) from an int, a pair, or a pair with None (None keeps that input size)."""
+    if not isinstance(output_size, (tuple, list)):
+        output_size = (output_size, output_size)
+    oh, ow = output_size
+    return (shape[-2] if oh is None else int(oh)), (shape[-1] if ow is None else int(ow))
+
+
+def _averaging_matrix(xp, size, out, dtype):
+    """(out, size) matrix whose row o averages the o-th adaptive window."""
+    matrix = xp.zeros((out, size), dtype=dtype)
+    for o, (start, end) in enumerate(adaptive_bounds(size, out)):
+        matrix[o, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+def adaptive_avg_pool2d_forward(x, output_size):
+    """x (N, C, H, W) -> out (N, C, oh, ow), out = A_h x A_w^T with the averaging matrices A."""
+    xp = get_array_module(x)
+    oh, ow = adaptive_output_size(x.shape, output_size)
+    H, W = x.shape[-2:]
+    if (oh, ow) == (1, 1):
+        return global_avg_pool2d_forward(x)
+    a_h, a_w = _averaging_matrix(xp, H, oh, x.dtype), _averaging_matrix(xp, W, ow, x.dtype)
+    out = xp.einsum("ih,nchw,jw->ncij", a_h, x, a_w, optimize=True)
+    return out, ("matrices", a_h, a_w)
+
+
+def adaptive_avg_pool2d_backward(dout, cache):
+    """dx = A_h^T dout A_w (the transpose of the forward map)."""
+    if cache[0] == "global":
+        return global_avg_pool2d_backward(dout, cache)
+    xp = get_array_module(dout)
+    _, a_h, a_w = cache
+    return xp.einsum("ih,ncij,jw->nchw", a_h, dout, a_w, optimize=True)
+
+
+def adaptive_avg_pool2d_naive(x, output_size):
+    """Loop twin: the mean of each adaptive window."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    oh, ow = adaptive_output_size(x.shape, output_size)
+    out = xp.zeros((N, C, oh, ow), dtype=x.dtype)
+    for r, (h0, h1) in enumerate(adaptive_bounds(H, oh)):
+        for s, (w0, w1) in enumerate(adaptive_bounds(W, ow)):
+            for n in range(N):
+                for c in range(C):
+                    out[n, c, r, s] = float(x[n, c, h0:h1, w0:w1].sum()) / ((h1 - h0) * (w1 - w0))
+    return out
+
+
+def global_avg_pool2d_forward(x):
+    """x (N, C, H, W) -> out (N, C, 1, 1), the mean of each channel plane."""
+    return x.mean(axis=(2, 3), keepdims=True), ("global", x.shape)
+
+
+def global_avg_pool2d_backward(dout, cache):
+    """dx = dout / (H W), broadcast over the plane."""
+    xp = get_array_module(dout)
+    x_shape = cache[1]
+    share = dout / float(x_shape[2] * x_shape[3])
+    return xp.broadcast_to(share, x_shape).copy()  # a real array: callers may write into it
