@@ -1,6 +1,6 @@
 """npcnn: a from-scratch CNN framework on NumPy (CuPy on NVIDIA GPUs) with hand-written backward passes."""
 
-from . import backend, data, gradcheck, nn
+from . import backend, data, gradcheck, nn, optim, serialization, train
 from .backend import (
     get_default_dtype,
     manual_seed,
@@ -11,5 +11,6 @@ from .backend import (
     xp,
 )
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
+from .serialization import load, save
 
 __version__ = "0.1.0"
