@@ -1,6 +1,6 @@
 """npcnn: a from-scratch CNN framework on NumPy (CuPy on NVIDIA GPUs) with hand-written backward passes."""
 
-from . import backend, data, gradcheck, nn, optim, serialization, train
+from . import backend, data, gradcheck, nn, optim, serialization, train, transfer, viz
 from .backend import (
     get_default_dtype,
     manual_seed,
