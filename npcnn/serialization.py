@@ -182,7 +182,8 @@ def read_safetensors(buffer, source="safetensors data"):
             raise ValueError(f"{source}: tensor '{name}' has data_offsets {[begin, end]} that do not match "
                              f"its shape {list(shape)} and dtype {info['dtype']} or the previous tensor")
         if end > len(data):
-            raise ValueError(f"{source}: truncated: tensor '{name}' ends at byte {end} of a {len(data)}-byte data section")
+            raise ValueError(f"{source}: truncated: tensor '{name}' ends at byte {end} "
+                             f"of a {len(data)}-byte data section")
         arrays[name] = np.frombuffer(data[begin:end], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
         expected_begin = end
     if expected_begin != len(data):

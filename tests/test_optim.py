@@ -233,7 +233,8 @@ def test_an_optimizer_trains_a_linear_model():
     np.testing.assert_allclose(model.bias.data, [0.3], atol=1e-3)
 
 
-@pytest.mark.parametrize("name,kwargs", [("SGD", dict(momentum=0.9)), ("Adagrad", {}), ("RMSprop", dict(centered=True, momentum=0.5)),
+@pytest.mark.parametrize("name,kwargs", [("SGD", dict(momentum=0.9)), ("Adagrad", {}),
+                                         ("RMSprop", dict(centered=True, momentum=0.5)),
                                          ("Adam", dict(amsgrad=True)), ("AdamW", {})])
 def test_state_dict_round_trip_continues_identically(name, kwargs):
     rng = np.random.default_rng(2)

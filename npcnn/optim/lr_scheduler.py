@@ -301,7 +301,8 @@ class ReduceLROnPlateau:
                              f"got {mode!r}, {threshold_mode!r}")
         self.optimizer = optimizer
         groups = optimizer.param_groups
-        self.min_lrs = [float(m) for m in min_lr] if isinstance(min_lr, (list, tuple)) else [float(min_lr)] * len(groups)
+        min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(groups)
+        self.min_lrs = [float(m) for m in min_lrs]
         self.mode, self.factor, self.patience = mode, float(factor), int(patience)
         self.threshold, self.threshold_mode = float(threshold), threshold_mode
         self.cooldown, self.eps = int(cooldown), float(eps)

@@ -26,7 +26,11 @@ def class_targets(logits, y):
 
 
 def topk_correct(logits, y, k=1):
-    """How many rows have their target among the ``k`` largest logits (ties count against)."""
+    """How many rows have their target among the ``k`` largest logits.
+
+    For k > 1 a target tied with others counts as inside the top k when fewer than k logits are
+    strictly larger; for k = 1 the first maximum wins (argmax), as in PyTorch.
+    """
     xp = get_array_module(logits)
     labels = class_targets(logits, y)
     if labels is None:
