@@ -1,0 +1,35 @@
+"""LeNet-5 (LeCun et al., "Gradient-Based Learning Applied to Document Recognition", 1998; Fig. 2).
+
+    input 32x32 -> C1: 6 maps 5x5 conv (28x28) -> S2: 2x2 subsampling (14x14)
+                -> C3: 16 maps 5x5 conv (10x10) -> S4: 2x2 subsampling (5x5)
+                -> C5: 120 maps 5x5 conv (1x1) -> F6: 84 units -> output: 10 units
+
+The common modern reading: tanh activations, average-pool subsampling, C3 connected to all of
+S2's maps (the paper's sparse table and RBF output are dropped): 61,706 parameters.
+MNIST's 28x28 digits go in with ``padding=2`` on C1, which gives the paper's 32x32 field.
+"""
+
+from collections import OrderedDict
+
+from .. import nn
+
+
+class LeNet5(nn.Sequential):
+    """Children named after the paper's layers: c1, s2, c3, s4, c5, f6, output."""
+
+    def __init__(self, num_classes=10, in_channels=1, padding=0):
+        super().__init__(OrderedDict([
+            ("c1", nn.Conv2d(in_channels, 6, kernel_size=5, padding=padding)), ("tanh1", nn.Tanh()),
+            ("s2", nn.AvgPool2d(kernel_size=2, stride=2)),
+            ("c3", nn.Conv2d(6, 16, kernel_size=5)), ("tanh3", nn.Tanh()),
+            ("s4", nn.AvgPool2d(kernel_size=2, stride=2)),
+            ("c5", nn.Conv2d(16, 120, kernel_size=5)), ("tanh5", nn.Tanh()),
+            ("flatten", nn.Flatten(1)),
+            ("f6", nn.Linear(120, 84)), ("tanh6", nn.Tanh()),
+            ("output", nn.Linear(84, num_classes)),
+        ]))
+
+
+def lenet5(num_classes=10, in_channels=1, padding=0):
+    """LeNet-5 for 32x32 inputs, or 28x28 ones with ``padding=2``."""
+    return LeNet5(num_classes, in_channels, padding)

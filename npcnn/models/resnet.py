@@ -1,0 +1,281 @@
+"""ResNet (He et al., "Deep Residual Learning for Image Recognition", 2015).
+
+A residual block learns F(x) and outputs relu(F(x) + shortcut(x)); the identity shortcut lets
+the gradient reach early layers unchanged:  dL/dx = dL/dy * (dF/dx + I)  (through the final ReLU).
+
+ImageNet nets (paper Table 1, torchvision's layout and state_dict keys):
+
+    conv1 7x7/2 -> bn1 -> relu -> maxpool 3x3/2 -> layer1 .. layer4 -> avgpool -> fc
+    stage sizes: resnet18 [2, 2, 2, 2] BasicBlock, resnet34 [3, 4, 6, 3] BasicBlock,
+                 resnet50 [3, 4, 6, 3], resnet101 [3, 4, 23, 3], resnet152 [3, 8, 36, 3] Bottleneck.
+    Where the shape changes the shortcut is a projection, ``downsample`` = 1x1 conv (stride s) + BN.
+
+CIFAR nets (paper section 4.2): conv 3x3 (16) -> three stages of n BasicBlocks with 16, 32, 64
+channels (the 2nd and 3rd start with stride 2) -> global average pool -> fc(10); depth 6n + 2.
+Option A shortcuts carry no parameters: subsample by 2 and zero-pad the new channels.
+The plain nets are the same stacks with the shortcut removed (paper Fig. 6, left).
+"""
+
+from collections import OrderedDict
+
+from .. import backend, nn
+from ..nn.validation import check_ndim, check_size
+
+
+def conv3x3(in_planes, out_planes, stride=1):
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_planes, out_planes, stride=1):
+    return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
+
+
+class ShortcutA(nn.Module):
+    """Option A shortcut: out = zero-pad channels(x[:, :, ::stride, ::stride]); no parameters.
+
+    Shapes: x (N, C_in, H, W) -> out (N, C_out, ceil(H / stride), ceil(W / stride)); the
+    C_out - C_in new channels are zeros, split evenly before and after the input's channels.
+
+    Gradient: dL/dx[:, :, ::stride, ::stride] = dout[:, front:front + C_in], zero elsewhere.
+    """
+
+    def __init__(self, in_channels, out_channels, stride=2):
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError(f"ShortcutA: out_channels ({out_channels}) must be >= in_channels ({in_channels})")
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+        self.front = (out_channels - in_channels) // 2
+
+    def forward(self, x):
+        check_ndim("ShortcutA", x, (4,), "(N, C, H, W)")
+        check_size("ShortcutA", x, 1, self.in_channels, "in_channels (dimension 1)")
+        sub = x[:, :, ::self.stride, ::self.stride]
+        xp = backend.get_array_module(x)
+        out = xp.zeros((x.shape[0], self.out_channels) + sub.shape[2:], dtype=x.dtype)
+        out[:, self.front:self.front + self.in_channels] = sub
+        self.save_for_backward(x.shape)
+        return out
+
+    def backward(self, dout):
+        shape = self.pop_saved()
+        dx = backend.get_array_module(dout).zeros(shape, dtype=dout.dtype)
+        dx[:, :, ::self.stride, ::self.stride] = dout[:, self.front:self.front + self.in_channels]
+        return dx
+
+    def extra_repr(self):
+        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions:  y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
+
+    shortcut = identity, or ``downsample`` (projection or ShortcutA) where the shape changes.
+    ``residual=False`` drops the shortcut (a "plain" block): y = relu(bn2(conv2(...))).
+    Backward: the gradient after the last ReLU goes into both the body and the shortcut, and
+    dL/dx is the sum of what comes out of the two.
+    """
+
+    expansion = 1
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None, residual=True):
+        super().__init__()
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu1 = nn.ReLU()
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu2 = nn.ReLU()
+        self.downsample = downsample
+        self.stride, self.residual = stride, residual
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        if self.residual:
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu2(out)
+
+    def backward(self, dout):
+        d = self.relu2.backward(dout)
+        dx = self.conv1.backward(self.bn1.backward(self.relu1.backward(self.conv2.backward(self.bn2.backward(d)))))
+        if self.residual:
+            dx = dx + (d if self.downsample is None else self.downsample.backward(d))
+        return dx
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce -> 3x3 (stride here, as torchvision "v1.5") -> 1x1 expand (x4), plus shortcut:
+
+        y = relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x))
+
+    ``se`` (a module or None) rescales the body's channels before the sum (SE-ResNet).
+    Backward as BasicBlock: the gradient splits into body and shortcut and the two dx add.
+    """
+
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        width = planes
+        self.conv1 = conv1x1(inplanes, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu1 = nn.ReLU()
+        self.conv2 = conv3x3(width, width, stride)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.relu2 = nn.ReLU()
+        self.conv3 = conv1x1(width, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.se = None
+        self.relu3 = nn.ReLU()
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x):
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.relu2(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.se is not None:
+            out = self.se(out)
+        out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu3(out)
+
+    def backward(self, dout):
+        d = self.relu3.backward(dout)
+        body = d if self.se is None else self.se.backward(d)
+        body = self.relu2.backward(self.conv3.backward(self.bn3.backward(body)))
+        body = self.relu1.backward(self.conv2.backward(self.bn2.backward(body)))
+        dx = self.conv1.backward(self.bn1.backward(body))
+        return dx + (d if self.downsample is None else self.downsample.backward(d))
+
+
+class ResNet(nn.Sequential):
+    """ImageNet ResNet: ``layers`` gives the number of blocks in each of the four stages."""
+
+    def __init__(self, block, layers, num_classes=1000, in_channels=3):
+        stages, inplanes = [], 64
+        for planes, blocks, stride in zip((64, 128, 256, 512), layers, (1, 2, 2, 2)):
+            stage, inplanes = make_stage(block, inplanes, planes, blocks, stride)
+            stages.append(stage)
+        super().__init__(OrderedDict([
+            ("conv1", nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)),
+            ("bn1", nn.BatchNorm2d(64)),
+            ("relu", nn.ReLU()),
+            ("maxpool", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
+            ("layer1", stages[0]), ("layer2", stages[1]), ("layer3", stages[2]), ("layer4", stages[3]),
+            ("avgpool", nn.AdaptiveAvgPool2d((1, 1))),
+            ("flatten", nn.Flatten(1)),
+            ("fc", nn.Linear(512 * block.expansion, num_classes)),
+        ]))
+        init_convs_kaiming(self)
+
+
+def make_stage(block, inplanes, planes, blocks, stride):
+    """One stage (``layerK``): ``blocks`` blocks, the first with ``stride`` and a projection
+    shortcut (1x1 conv + BN) where the shape changes. Returns (stage, its output channels)."""
+    downsample = None
+    if stride != 1 or inplanes != planes * block.expansion:
+        downsample = nn.Sequential(conv1x1(inplanes, planes * block.expansion, stride),
+                                   nn.BatchNorm2d(planes * block.expansion))
+    stage = [block(inplanes, planes, stride, downsample)]
+    stage += [block(planes * block.expansion, planes) for _ in range(1, blocks)]
+    return nn.Sequential(*stage), planes * block.expansion
+
+
+def init_convs_kaiming(model):
+    """torchvision's ResNet init: conv weights ~ N(0, 2 / fan_out); BatchNorm weight 1, bias 0
+    (already BatchNorm's default)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+
+def resnet18(num_classes=1000, in_channels=3):
+    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels)
+
+
+def resnet34(num_classes=1000, in_channels=3):
+    return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels)
+
+
+def resnet50(num_classes=1000, in_channels=3):
+    return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels)
+
+
+def resnet101(num_classes=1000, in_channels=3):
+    return ResNet(Bottleneck, [3, 4, 23, 3], num_classes, in_channels)
+
+
+def resnet152(num_classes=1000, in_channels=3):
+    return ResNet(Bottleneck, [3, 8, 36, 3], num_classes, in_channels)
+
+
+# ----------------------------------------------------------------------------- CIFAR-10 nets
+
+
+class CifarResNet(nn.Sequential):
+    """He et al. section 4.2: depth 6n + 2, stages of n blocks with width, 2 width, 4 width
+    channels on 32x32, 16x16, 8x8 maps; option A shortcuts. ``residual=False``: the plain net."""
+
+    def __init__(self, depth, num_classes=10, in_channels=3, width=16, residual=True):
+        if (depth - 2) % 6 != 0:
+            raise ValueError(f"CifarResNet: depth must be 6n + 2 (20, 32, 44, 56, 110), got {depth}")
+        n = (depth - 2) // 6
+        stages, inplanes = [], width
+        for planes, stride in ((width, 1), (2 * width, 2), (4 * width, 2)):
+            blocks = []
+            for i in range(n):
+                s = stride if i == 0 else 1
+                shortcut = ShortcutA(inplanes, planes, s) if (s != 1 or inplanes != planes) and residual else None
+                blocks.append(BasicBlock(inplanes, planes, s, shortcut, residual=residual))
+                inplanes = planes
+            stages.append(nn.Sequential(*blocks))
+        super().__init__(OrderedDict([
+            ("conv1", conv3x3(in_channels, width)),
+            ("bn1", nn.BatchNorm2d(width)),
+            ("relu", nn.ReLU()),
+            ("layer1", stages[0]), ("layer2", stages[1]), ("layer3", stages[2]),
+            ("avgpool", nn.AdaptiveAvgPool2d((1, 1))),
+            ("flatten", nn.Flatten(1)),
+            ("fc", nn.Linear(4 * width, num_classes)),
+        ]))
+        self.depth = depth
+        init_convs_kaiming(self)
+
+
+def resnet20(num_classes=10, in_channels=3, width=16):
+    return CifarResNet(20, num_classes, in_channels, width)
+
+
+def resnet32(num_classes=10, in_channels=3, width=16):
+    return CifarResNet(32, num_classes, in_channels, width)
+
+
+def resnet44(num_classes=10, in_channels=3, width=16):
+    return CifarResNet(44, num_classes, in_channels, width)
+
+
+def resnet56(num_classes=10, in_channels=3, width=16):
+    return CifarResNet(56, num_classes, in_channels, width)
+
+
+def resnet110(num_classes=10, in_channels=3, width=16):
+    return CifarResNet(110, num_classes, in_channels, width)
+
+
+def plain20(num_classes=10, in_channels=3, width=16):
+    return CifarResNet(20, num_classes, in_channels, width, residual=False)
+
+
+def plain32(num_classes=10, in_channels=3, width=16):
+    return CifarResNet(32, num_classes, in_channels, width, residual=False)
+
+
+def plain44(num_classes=10, in_channels=3, width=16):
+    return CifarResNet(44, num_classes, in_channels, width, residual=False)
+
+
+def plain56(num_classes=10, in_channels=3, width=16):
+    return CifarResNet(56, num_classes, in_channels, width, residual=False)
+
+
+def plain110(num_classes=10, in_channels=3, width=16):
+    return CifarResNet(110, num_classes, in_channels, width, residual=False)
