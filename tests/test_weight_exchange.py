@@ -104,3 +104,18 @@ def test_round_trip_npcnn_to_torch_and_back_is_exact(tmp_path):
     for key, value in ours.state_dict().items():
         assert back[key].dtype == np.asarray(value).dtype, key
         np.testing.assert_array_equal(back[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vgg16"])
+def test_torchvision_architectures_load(name, rng):
+    """The recipe of docs/visualization_and_transfer.md: a torchvision state_dict loads as is
+    (random weights here; the pretrained ones need a download)."""
+    torch = torch_or_skip()
+    torchvision = pytest.importorskip("torchvision", reason="torchvision is not installed")
+    models = pytest.importorskip("npcnn.models")
+    torch_net = getattr(torchvision.models, name)(weights=None).eval()
+    ours = getattr(models, name)()
+    ours.load_state_dict({k: v.numpy() for k, v in torch_net.state_dict().items()})
+    size = 32 if name == "resnet18" else 64
+    x = rng.standard_normal((1, 3, size, size)).astype(np.float32)
+    _outputs_match(torch, torch_net, ours, x)
