@@ -132,8 +132,8 @@ def test_receptive_field_matches_the_gradient_support(rng):
     receptive field (clipped to the image) and reaches all four of its edges (the field is the
     bounding box: dilation leaves holes inside it)."""
     with npcnn.backend.default_dtype(np.float64):
-        model = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.AvgPool2d(2), nn.Conv2d(2, 2, (3, 2), dilation=2),
-                              nn.Identity())
+        model = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.AvgPool2d(2),
+                              nn.Conv2d(2, 2, (3, 2), dilation=2), nn.Identity())
     for p in model.parameters():
         p.data = np.abs(p.data) + 0.1
     x = rng.standard_normal((1, 1, 23, 21))

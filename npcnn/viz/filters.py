@@ -3,9 +3,9 @@
 import numpy as np
 
 from .. import backend
+from ..grad_mode import no_grad
 from ..nn.module import Module
 from ._common import as_batch, capture, eval_mode, find_layer
-from ..grad_mode import no_grad
 from .plots import make_grid, plot_images, save_image
 
 
