@@ -2,7 +2,8 @@
 
 For each layer shape and algorithm it measures, in float32:
 
-* forward and forward+backward time (median of --repeats runs after one warm-up);
+* forward and forward+backward time (median of --repeats rounds after one warm-up; the
+  candidates are timed round-robin so that a shared machine's load hits all alike);
 * effective GFLOP/s: 2*N*O*(C/groups)*kh*kw*Ho*Wo flops for the forward, three times that for
   forward+backward (the forward, weight-gradient and input-gradient products);
 * the ratio to NumPy's float32 GEMM throughput on the very matrix shapes im2col multiplies
@@ -16,9 +17,11 @@ Not a test: timings on a shared machine are noisy; compare ratios measured in on
 
     python benchmarks/conv_bench.py                 # all shapes
     python benchmarks/conv_bench.py --shapes vgg3x3 --repeats 7
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/conv_bench.py --timer cpu   # one core
 """
 
 import argparse
+import os
 import pathlib
 import statistics
 import sys
@@ -27,6 +30,9 @@ import tracemalloc
 
 import numpy as np
 
+# PyTorch's OpenMP threads spin after each call by default and would steal the two cores from
+# OpenBLAS in the round-robin timing (slowing both several-fold): make them sleep instead.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from npcnn.functional import conv as F  # noqa: E402
@@ -43,14 +49,14 @@ SHAPES = {
 }
 
 
-def median_time(fn, repeats):
-    fn()  # warm-up: first-touch page faults, BLAS thread start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = [time.perf_counter]
+
+
+def seconds(fn):
+    start = _clock[0]()
+    fn()
+    return _clock[0]() - start
 
 
 def peak_bytes(fn):
@@ -82,36 +88,37 @@ def conv_kernels(algo):
     return conv_fft.conv2d_fft_forward, conv_fft.conv2d_fft_backward
 
 
-def gemm_seconds(O, K, cols, repeats, rng):
-    """Median times of the three float32 GEMMs of im2col: W @ cols, dout @ cols^T, W^T @ dout."""
+def gemm_timers(O, K, cols, rng):
+    """Timers of the three float32 GEMMs of im2col: W @ cols (forward) and forward plus
+    dout @ cols^T and W^T @ dout (forward+backward)."""
     w = rng.standard_normal((O, K), dtype=np.float32)
     c = rng.standard_normal((K, cols), dtype=np.float32)
     d = rng.standard_normal((O, cols), dtype=np.float32)
-    forward = median_time(lambda: w @ c, repeats)
-    backward = median_time(lambda: d @ c.T, repeats) + median_time(lambda: w.T @ d, repeats)
-    return forward, forward + backward
+    return (lambda: seconds(lambda: w @ c),
+            lambda: seconds(lambda: w @ c) + seconds(lambda: d @ c.T) + seconds(lambda: w.T @ d))
 
 
-def torch_seconds(x, w, b, stride, padding, repeats):
+def torch_timers(x, w, b, stride, padding):
     try:
         import torch
     except ImportError:
         return None
     tx, tw, tb = (torch.tensor(a) for a in (x, w, b))
-    forward = median_time(lambda: torch.nn.functional.conv2d(tx, tw, tb, stride, padding), repeats)
-    tx.requires_grad_(True)
-    tw.requires_grad_(True)
-    tb.requires_grad_(True)
+    gx, gw, gb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
 
     def both():
-        out = torch.nn.functional.conv2d(tx, tw, tb, stride, padding)
+        out = torch.nn.functional.conv2d(gx, gw, gb, stride, padding)
         out.backward(torch.ones_like(out))
-        tx.grad = tw.grad = tb.grad = None
+        gx.grad = gw.grad = gb.grad = None
 
-    return forward, median_time(both, repeats)
+    with torch.no_grad():
+        forward = lambda: seconds(lambda: torch.nn.functional.conv2d(tx, tw, tb, stride, padding))  # noqa: E731
+    return forward, lambda: seconds(both)
 
 
 def bench_shape(name, algos, repeats, rng):
+    """Times are taken round-robin (GEMM, each algorithm, torch, then again), so that the load
+    of a shared machine hits all of them alike; ratios are medians of per-round ratios."""
     N, C, H, W, O, k, stride, padding = SHAPES[name]
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
     w = rng.standard_normal((O, C, k, k), dtype=np.float32) * (1.0 / (C * k * k)) ** 0.5
@@ -119,9 +126,11 @@ def bench_shape(name, algos, repeats, rng):
     pads = ((padding, padding), (padding, padding))
     g = F.conv_geometry(x.shape, w.shape, (stride, stride), pads)
     flops = 2.0 * N * O * C * k * k * g.Ho * g.Wo
-    gemm = gemm_seconds(O, C * k * k, N * g.Ho * g.Wo, repeats, rng)
-    ref = torch_seconds(x, w, b, stride, padding, repeats)
-    rows = []
+    timers = {"gemm": gemm_timers(O, C * k * k, N * g.Ho * g.Wo, rng)}
+    ref = torch_timers(x, w, b, stride, padding)
+    if ref is not None:
+        timers["torch"] = ref
+    peaks = {}
     for algo in algos:
         kernels = conv_kernels(algo)
         if kernels is None or (algo == "direct" and name != "tiny"):
@@ -129,17 +138,35 @@ def bench_shape(name, algos, repeats, rng):
         forward, backward = kernels
         out, cache = forward(x, w, b, (stride, stride), pads)
         dout = rng.standard_normal(out.shape, dtype=np.float32)
-        t_fwd = median_time(lambda: forward(x, w, b, (stride, stride), pads), repeats)
-        t_both = median_time(lambda: backward(dout, forward(x, w, b, (stride, stride), pads)[1]), repeats)
+        timers[algo] = (
+            lambda f=forward: seconds(lambda: f(x, w, b, (stride, stride), pads)),
+            lambda f=forward, bw=backward, d=dout: seconds(lambda: bw(d, f(x, w, b, (stride, stride), pads)[1])),
+        )
+        peaks[algo] = (peak_bytes(lambda: forward(x, w, b, (stride, stride), pads)) / 2 ** 20,
+                       peak_bytes(lambda: backward(dout, cache)) / 2 ** 20)
+    for fwd, both in timers.values():  # warm-up: page faults, BLAS threads
+        fwd(), both()
+    times = {key: ([], []) for key in timers}
+    for _ in range(repeats):
+        for key, (fwd, both) in timers.items():
+            times[key][0].append(fwd())
+            times[key][1].append(both())
+    med = {key: (statistics.median(f), statistics.median(fb)) for key, (f, fb) in times.items()}
+
+    def ratio(a, b, i):  # median over rounds of time[a] / time[b]
+        return statistics.median(ta / tb for ta, tb in zip(times[a][i], times[b][i]))
+
+    rows = []
+    for algo in peaks:
         rows.append(dict(
-            shape=name, algo=algo, fwd_ms=1e3 * t_fwd, both_ms=1e3 * t_both,
-            fwd_gflops=flops / t_fwd / 1e9, both_gflops=3 * flops / t_both / 1e9,
-            fwd_vs_gemm=gemm[0] / t_fwd, both_vs_gemm=gemm[1] / t_both,
-            fwd_vs_torch=(ref[0] / t_fwd) if ref else None, both_vs_torch=(ref[1] / t_both) if ref else None,
-            fwd_peak_mb=peak_bytes(lambda: forward(x, w, b, (stride, stride), pads)) / 2 ** 20,
-            bwd_peak_mb=peak_bytes(lambda: backward(dout, cache)) / 2 ** 20,
+            shape=name, algo=algo, fwd_ms=1e3 * med[algo][0], both_ms=1e3 * med[algo][1],
+            fwd_gflops=flops / med[algo][0] / 1e9, both_gflops=3 * flops / med[algo][1] / 1e9,
+            fwd_vs_gemm=ratio("gemm", algo, 0), both_vs_gemm=ratio("gemm", algo, 1),
+            fwd_vs_torch=ratio("torch", algo, 0) if ref else None,
+            both_vs_torch=ratio("torch", algo, 1) if ref else None,
+            fwd_peak_mb=peaks[algo][0], bwd_peak_mb=peaks[algo][1],
         ))
-    return rows, gemm, ref, flops
+    return rows, med["gemm"], med.get("torch"), flops
 
 
 def fmt(v, spec):
@@ -151,9 +178,13 @@ def main():
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--algos", nargs="*", default=["im2col", "fft", "direct"])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--timer", choices=list(CLOCK), default="wall",
+                        help="cpu: process CPU time, steadier on a loaded machine when run single-threaded")
     args = parser.parse_args()
+    _clock[0] = CLOCK[args.timer]
     rng = np.random.default_rng(0)
-    print(f"numpy {np.__version__}; times are medians of {args.repeats}; "
+    print(f"numpy {np.__version__}; {args.timer} time; medians of {args.repeats} rounds; "
+          "ratios medians of per-round ratios; "
           "x GEMM = NumPy float32 GEMM time for the same matrix shapes / kernel time; "
           "x torch = torch time / kernel time (> 1: npcnn faster)")
     header = (f"{'shape':<14} {'algo':<7} {'fwd ms':>8} {'f+b ms':>8} {'fwd GF/s':>9} {'f+b GF/s':>9} "

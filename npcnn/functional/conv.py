@@ -27,12 +27,19 @@ GEMMs; only the small output / dout (O rows instead of C*kh*kw) is transposed be
 and (O, N, .). col2im loops over the kh*kw kernel offsets (never over pixels) and adds a strided
 slice of the gradient per offset.
 
-The column matrix of a whole batch can be huge (256 x 3 x 224 x 224 with a 7x7 kernel: 7.4 GB),
-so the batch is processed in chunks whose column buffer stays under ``max_buffer_bytes``
-(module default ``DEFAULT_MAX_BUFFER_BYTES``, changed with :func:`set_max_buffer_bytes`). The
-buffer is allocated once per call and reused by every chunk; backward reuses it for dcols.
-Columns are rebuilt in backward rather than kept from forward, so a network holds no column
-buffers between its forward and backward passes.
+Two refinements keep the copies cheap:
+
+* Chunks. The column matrix of a whole batch can be huge (256 x 3 x 224 x 224 with a 7x7
+  kernel: 7.4 GB), so the batch is processed in chunks whose column buffer stays under
+  ``max_buffer_bytes`` (module default ``DEFAULT_MAX_BUFFER_BYTES``, changed with
+  :func:`set_max_buffer_bytes`) and near ``CHUNK_TARGET_BYTES`` (8 MB, so that a chunk's columns
+  stay in cache between im2col, the GEMMs and col2im). One column buffer and one padded-input
+  buffer are allocated per call and reused by every chunk; backward reuses the column buffer for
+  dcols. Columns are rebuilt in backward rather than kept from forward, so a network holds no
+  column buffers between its forward and backward passes.
+* The flat layout at stride 1 (see ``_row_width``): each output row gets Wp positions instead
+  of Wo, which makes every kernel offset's columns one contiguous run of the flattened padded
+  image, so im2col and col2im move long runs instead of many short rows.
 
 1x1 convolutions with stride 1 and no padding need no columns at all: the input already is the
 column matrix of each sample, so they are a (batched) matmul.
@@ -124,7 +131,8 @@ def conv_geometry(x_shape, w_shape, stride=(1, 1), padding=((0, 0), (0, 0)), dil
     N, C, H, W = (int(s) for s in x_shape)
     O, Cg, kh, kw = (int(s) for s in w_shape)
     if groups < 1 or C % groups or O % groups:
-        raise ValueError(f"{name}: in_channels ({C}) and out_channels ({O}) must both be divisible by groups ({groups})")
+        raise ValueError(f"{name}: in_channels ({C}) and out_channels ({O}) must both be divisible by "
+                         f"groups ({groups})")
     if Cg * groups != C:
         raise ValueError(f"{name}: weight expects {Cg * groups} input channels ({Cg} per group x {groups} groups), "
                          f"got input of shape {tuple(x_shape)}")
@@ -206,16 +214,30 @@ def _chunks(n, size):
 # ----------------------------------------------------------------------------- im2col / col2im
 
 
-def _pad(x, g, extra_row=False):
-    """Zero-padded copy of x (or x itself when there is no padding).
-
-    ``extra_row`` adds a zero row at the bottom: the flat layout's last wasted positions read up
-    to dw*(kw-1) entries past the padded image.
-    """
-    if g.pads == ((0, 0), (0, 0)) and not extra_row:
+def _pad(x, g):
+    """Zero-padded copy of x (or x itself when there is no padding)."""
+    if g.pads == ((0, 0), (0, 0)):
         return x
-    (top, bottom), (left, right) = g.pads
-    return get_array_module(x).pad(x, ((0, 0), (0, 0), (top, bottom + int(extra_row)), (left, right)))
+    return get_array_module(x).pad(x, ((0, 0), (0, 0)) + g.pads)
+
+
+def _padded_chunks(x, g, chunk, flat):
+    """Yield (n0, n1, padded x[n0:n1]) for each chunk of samples.
+
+    Each chunk is copied into the interior of one reused zero-bordered buffer (cache-sized, and
+    no padded copy of the whole batch). The flat layout adds a zero row at the bottom: its last
+    wasted positions read up to dw*(kw-1) entries past the padded image.
+    """
+    if g.pads == ((0, 0), (0, 0)) and not flat:
+        for n0, n1 in _chunks(g.N, chunk):
+            yield n0, n1, x[n0:n1]
+        return
+    (top, _), (left, _) = g.pads
+    Hp, Wp = _padded_size(g)
+    buffer = get_array_module(x).zeros((chunk, g.C, Hp + int(flat), Wp), dtype=x.dtype)
+    for n0, n1 in _chunks(g.N, chunk):
+        buffer[: n1 - n0, :, top: top + g.H, left: left + g.W] = x[n0:n1]
+        yield n0, n1, buffer[: n1 - n0]
 
 
 def _im2col_into(xpad, g, buffer, flat):
@@ -283,28 +305,35 @@ def col2im(cols, x_shape, kernel_size, stride=(1, 1), padding=((0, 0), (0, 0)), 
 # ----------------------------------------------------------------------------- the three products
 
 
-def _output(x, w, g, max_buffer_bytes):
-    """out = W @ cols, chunk by chunk: (N, O, Ho, Wo)."""
+def _output(x, w, b, g, max_buffer_bytes):
+    """out = W @ cols + b, chunk by chunk: (N, O, Ho, Wo)."""
     xp = get_array_module(x)
     G = g.groups
     wg = w.reshape(G, g.O // G, -1)
     if _is_pointwise(g):
         x4 = x.reshape(g.N, G, g.C // G, g.H * g.W)
-        return xp.matmul(wg, x4).reshape(g.N, g.O, g.Ho, g.Wo)
+        out = xp.matmul(wg, x4).reshape(g.N, g.O, g.Ho, g.Wo)
+        if b is not None:
+            out += b.reshape(-1, 1, 1)  # out is a fresh array
+        return out
     flat, Wr = _is_flat(g), _row_width(g)
     P = g.Ho * Wr
-    xpad = _pad(x, g, extra_row=flat)
     chunk, nbytes = chunk_plan(g, x.dtype.itemsize, max_buffer_bytes)
     buffer = xp.empty(nbytes // x.dtype.itemsize, dtype=x.dtype)
     result = xp.empty(g.O * chunk * P, dtype=x.dtype)
     out = xp.empty((g.N, g.O, g.Ho, g.Wo), dtype=x.dtype)
-    for n0, n1 in _chunks(g.N, chunk):
+    for n0, n1, xpad in _padded_chunks(x, g, chunk, flat):
         n = n1 - n0
-        cols = _im2col_into(xpad[n0:n1], g, buffer, flat)
+        cols = _im2col_into(xpad, g, buffer, flat)
         res = result[: g.O * n * P].reshape(G, g.O // G, n * P)
         xp.matmul(wg, cols, out=res)
+        res = res.reshape(g.O, n, g.Ho, Wr)[..., : g.Wo].transpose(1, 0, 2, 3)
         # (O, n, Ho, Wr) -> (n, O, Ho, Wo): the small transposed copy, dropping wasted positions
-        out[n0:n1] = res.reshape(g.O, n, g.Ho, Wr)[..., : g.Wo].transpose(1, 0, 2, 3)
+        # and adding the bias on the way
+        if b is None:
+            out[n0:n1] = res
+        else:
+            xp.add(res, b.reshape(-1, 1, 1), out=out[n0:n1])
     return out
 
 
@@ -336,9 +365,11 @@ def _gradients(dout, x, w, g, max_buffer_bytes, need_dx=True, need_dw=True):
         dx = xp.empty((g.N, g.C, g.H, g.W), dtype=dtype)
         dxpad = xp.empty(g.C * chunk * Hp * Wp, dtype=dtype)
     if need_dw:
-        xpad = _pad(x, g, extra_row=flat)
         dw = xp.zeros((G, Og, Cg * g.kh * g.kw), dtype=dtype)
-    for n0, n1 in _chunks(g.N, chunk):
+        chunks = _padded_chunks(x, g, chunk, flat)
+    else:
+        chunks = ((n0, n1, None) for n0, n1 in _chunks(g.N, chunk))
+    for n0, n1, xpad in chunks:
         n = n1 - n0
         # dout of the chunk as (groups, O/groups, n*Ho*Wr): the small transposed copy, with
         # zero gradient for the wasted positions of the flat layout
@@ -347,7 +378,7 @@ def _gradients(dout, x, w, g, max_buffer_bytes, need_dx=True, need_dw=True):
         d[..., g.Wo:] = 0
         d = d.reshape(G, Og, n * P)
         if need_dw:
-            cols = _im2col_into(xpad[n0:n1], g, buffer, flat)
+            cols = _im2col_into(xpad, g, buffer, flat)
             dw += xp.matmul(d, cols.transpose(0, 2, 1))
         if need_dx:
             dcols = buffer[: g.C * g.kh * g.kw * n * P].reshape(G, -1, n * P)
@@ -366,9 +397,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
                    max_buffer_bytes=None):
     """out = conv(x, w) + b by im2col + GEMM. Returns (out, cache)."""
     g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
-    out = _output(x, w, g, max_buffer_bytes)
-    if b is not None:
-        out += b.reshape(1, -1, 1, 1)  # out is a fresh array
+    out = _output(x, w, b, g, max_buffer_bytes)
     return out, (x, w, b is not None, g, max_buffer_bytes)
 
 
@@ -529,7 +558,7 @@ def conv_transpose2d_backward(dout, cache, need_dx=True, need_dw=True):
     """(dx, dw, db) of conv_transpose2d_forward: dx = conv2d(dout, w), dw = conv2d's weight
     gradient with the roles of input and output gradient exchanged."""
     x, w, has_bias, g, max_buffer_bytes = cache
-    dx = _output(dout, w, g, max_buffer_bytes) if need_dx else None
+    dx = _output(dout, w, None, g, max_buffer_bytes) if need_dx else None
     dw = _gradients(x, dout, None, g, max_buffer_bytes, need_dx=False, need_dw=True)[1] if need_dw else None
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None
     return dx, dw, db
