@@ -459,7 +459,8 @@ def test_convolutionize_same_outputs_at_training_size_and_sliding_windows_at_lar
 
 def test_convolutionize_lenet5():
     model = models.lenet5().eval()
-    conv = models.convolutionize(model, (1, 32, 32)).eval()
+    conv = models.convolutionize(model, (1, 32, 32))
+    assert not conv.training and not any(m.training for m in conv.modules())  # the model's mode
     x = _x((1, 32, 32))
     np.testing.assert_allclose(conv(x)[:, :, 0, 0], model(x), rtol=1e-5, atol=1e-5)
     assert conv(_x((1, 40, 44))).shape == (2, 10, 3, 4)
@@ -470,6 +471,8 @@ def test_convolutionize_errors():
         models.convolutionize(nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(12, 2)), (3, 4, 4))
     with pytest.raises(ValueError, match="Flatten"):
         models.convolutionize(nn.Sequential(nn.Linear(4, 2)), (4,))
+    train_mode = models.convolutionize(_small_classifier().double(), (3, 16, 16))
+    assert all(m.training for m in train_mode.modules()) and train_mode[0].weight.dtype == np.float64
     with pytest.raises(ValueError, match="cannot read"):
         models.convolutionize(nn.Sequential(nn.Flatten(), nn.Linear(5, 2)), (1, 2, 2))
 

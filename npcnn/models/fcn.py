@@ -22,10 +22,10 @@ Semantic Segmentation", 2015).
 """
 
 import copy
-from collections import OrderedDict
 
 from .. import backend, nn
 from ..grad_mode import no_grad
+from .profile import model_dtype
 from .vgg import vgg16
 
 
@@ -60,7 +60,7 @@ def convolutionize(model, input_shape):
     Returns an ``nn.Sequential`` of the flat layers.
     """
     layers = list(_flat_layers(copy.deepcopy(model).eval()))
-    x = backend.xp().zeros((1, *input_shape), dtype=backend.get_default_dtype())
+    x = backend.xp().zeros((1, *input_shape), dtype=model_dtype(model))
     flat_shape = None
     with no_grad():
         for layer in layers:
@@ -74,12 +74,13 @@ def convolutionize(model, input_shape):
             x = y
     if flat_shape is None or len(flat_shape) != 3:
         raise ValueError("convolutionize: the model must Flatten a (C, H, W) map before its Linear layers")
-    return nn.Sequential(*convolutionize_layers(layers, flat_shape))
+    return nn.Sequential(*convolutionize_layers(layers, flat_shape)).train(model.training)
 
 
 def convolutionize_layers(layers, map_shape):
     """``layers`` with the Flatten and adaptive pools dropped and Linears made convolutions:
-    the first reads the whole flattened ``map_shape`` (C, H, W), the others are 1x1."""
+    the first reads the whole flattened ``map_shape`` (C, H, W), the others are 1x1. Layers
+    between the Linears must be element-wise (activations, dropout)."""
     converted, first = [], True
     for layer in layers:
         if isinstance(layer, (nn.Flatten, nn.AdaptiveAvgPool2d)):
