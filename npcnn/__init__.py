@@ -1,6 +1,6 @@
 """npcnn: a from-scratch CNN framework on NumPy (CuPy on NVIDIA GPUs) with hand-written backward passes."""
 
-from . import backend, data, distributed, gradcheck, nn, optim, serialization, train
+from . import backend, data, diagnostics, distributed, gradcheck, models, nn, optim, serialization, train, transfer, viz
 from .backend import (
     get_default_dtype,
     manual_seed,
@@ -12,5 +12,7 @@ from .backend import (
 )
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .serialization import load, save
+
+from . import models  # noqa: E402  (after nn, which the models are built from)
 
 __version__ = "0.1.0"

@@ -13,6 +13,7 @@ densenet121 / 169 / 201: blocks (6, 12, 24, 16) / (6, 12, 32, 32) / (6, 12, 48, 
 from collections import OrderedDict
 
 from .. import backend, nn
+from ._util import backward_chain
 
 
 class DenseLayer(nn.Module):
@@ -39,8 +40,7 @@ class DenseLayer(nn.Module):
 
     def backward(self, dout):
         c = self.num_input_features
-        d = self.conv1.backward(self.relu2.backward(self.norm2.backward(self.conv2.backward(dout[:, c:]))))
-        d = self.norm1.backward(self.relu1.backward(d))
+        d = backward_chain(dout[:, c:], self.norm1, self.relu1, self.conv1, self.norm2, self.relu2, self.conv2)
         return dout[:, :c] + d
 
 

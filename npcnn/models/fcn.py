@@ -22,10 +22,10 @@ Semantic Segmentation", 2015).
 """
 
 import copy
-from collections import OrderedDict
 
 from .. import backend, nn
 from ..grad_mode import no_grad
+from .profile import model_dtype
 from .vgg import vgg16
 
 
@@ -38,11 +38,13 @@ def _flat_layers(model):
         yield model
 
 
-def _conv_like(linear, kernel_size):
-    """A Conv2d computing ``linear`` on (in / (kh kw), kh, kw) windows: same weights, reshaped."""
+def _conv_like(linear, map_shape):
+    """A Conv2d computing ``linear`` on a (C, kh, kw) window: the same weights, reshaped."""
     out_features, in_features = linear.weight.shape
-    kh, kw = kernel_size
-    conv = nn.Conv2d(in_features // (kh * kw), out_features, (kh, kw), bias=linear.bias is not None)
+    c, kh, kw = map_shape
+    if in_features != c * kh * kw:
+        raise ValueError(f"convolutionize: {linear} cannot read a flattened map of shape {tuple(map_shape)}")
+    conv = nn.Conv2d(c, out_features, (kh, kw), bias=linear.bias is not None)
     conv.weight.data = linear.weight.data.reshape(conv.weight.shape).copy()
     if linear.bias is not None:
         conv.bias.data = linear.bias.data.copy()
@@ -58,7 +60,7 @@ def convolutionize(model, input_shape):
     Returns an ``nn.Sequential`` of the flat layers.
     """
     layers = list(_flat_layers(copy.deepcopy(model).eval()))
-    x = backend.xp().zeros((1, *input_shape), dtype=backend.get_default_dtype())
+    x = backend.xp().zeros((1, *input_shape), dtype=model_dtype(model))
     flat_shape = None
     with no_grad():
         for layer in layers:
@@ -71,19 +73,20 @@ def convolutionize(model, input_shape):
                                  f"at input {tuple(input_shape)}; at the training size it must be the identity")
             x = y
     if flat_shape is None or len(flat_shape) != 3:
-        raise ValueError("convolutionize: the model must flatten a (C, H, W) map before its Linear layers")
-    return nn.Sequential(*convolutionize_layers(layers, flat_shape[1:]))
+        raise ValueError("convolutionize: the model must Flatten a (C, H, W) map before its Linear layers")
+    return nn.Sequential(*convolutionize_layers(layers, flat_shape)).train(model.training)
 
 
-def convolutionize_layers(layers, kernel_size):
+def convolutionize_layers(layers, map_shape):
     """``layers`` with the Flatten and adaptive pools dropped and Linears made convolutions:
-    the first with ``kernel_size`` (the flattened map's (H, W)), the others 1x1."""
+    the first reads the whole flattened ``map_shape`` (C, H, W), the others are 1x1. Layers
+    between the Linears must be element-wise (activations, dropout)."""
     converted, first = [], True
     for layer in layers:
         if isinstance(layer, (nn.Flatten, nn.AdaptiveAvgPool2d)):
             continue
         if isinstance(layer, nn.Linear):
-            converted.append(_conv_like(layer, kernel_size if first else (1, 1)))
+            converted.append(_conv_like(layer, map_shape if first else (layer.in_features, 1, 1)))
             first = False
         else:
             converted.append(layer)
@@ -219,7 +222,7 @@ def fcn8s(backbone="vgg16", num_classes=21, in_channels=3):
     vgg = vgg16(in_channels=in_channels) if backbone == "vgg16" else backbone
     if not isinstance(vgg, nn.Sequential) or not hasattr(vgg, "features"):
         raise ValueError(f"fcn8s: backbone must be 'vgg16' or a VGG model, got {backbone!r}")
-    layers = convolutionize_layers(list(_flat_layers(copy.deepcopy(vgg))), (7, 7))[:-1]  # drop fc8
+    layers = convolutionize_layers(list(_flat_layers(copy.deepcopy(vgg))), (512, 7, 7))[:-1]  # drop fc8
     first = layers[0]
     conv1_1 = nn.Conv2d(first.weight.shape[1], first.weight.shape[0], 3, padding=100)
     conv1_1.weight.data, conv1_1.bias.data = first.weight.data, first.bias.data

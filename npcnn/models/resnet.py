@@ -20,6 +20,7 @@ from collections import OrderedDict
 
 from .. import backend, nn
 from ..nn.validation import check_ndim, check_size
+from ._util import backward_chain
 
 
 def conv3x3(in_planes, out_planes, stride=1):
@@ -96,7 +97,7 @@ class BasicBlock(nn.Module):
 
     def backward(self, dout):
         d = self.relu2.backward(dout)
-        dx = self.conv1.backward(self.bn1.backward(self.relu1.backward(self.conv2.backward(self.bn2.backward(d)))))
+        dx = backward_chain(d, self.conv1, self.bn1, self.relu1, self.conv2, self.bn2)
         if self.residual:
             dx = dx + (d if self.downsample is None else self.downsample.backward(d))
         return dx
@@ -141,9 +142,8 @@ class Bottleneck(nn.Module):
     def backward(self, dout):
         d = self.relu3.backward(dout)
         body = d if self.se is None else self.se.backward(d)
-        body = self.relu2.backward(self.conv3.backward(self.bn3.backward(body)))
-        body = self.relu1.backward(self.conv2.backward(self.bn2.backward(body)))
-        dx = self.conv1.backward(self.bn1.backward(body))
+        dx = backward_chain(body, self.conv1, self.bn1, self.relu1, self.conv2, self.bn2, self.relu2,
+                            self.conv3, self.bn3)
         return dx + (d if self.downsample is None else self.downsample.backward(d))
 
 

@@ -1,0 +1,9 @@
+"""A helper shared by the model files."""
+
+
+def backward_chain(dout, *layers):
+    """Backward through ``layers`` listed in forward order (so the call reads like the forward):
+    ``backward_chain(d, conv1, bn1, relu1)`` is relu1.backward, then bn1's, then conv1's."""
+    for layer in reversed(layers):
+        dout = layer.backward(dout)
+    return dout
