@@ -5,7 +5,7 @@ pixel its class: 0 for background, 1-4 for the shape's kind. ``fcn_tiny`` scores
 (N, 5, 64, 64) from features at 1/8, 1/16 and 1/32 resolution fused by its skip connections, and
 is trained with per-pixel cross-entropy and SGD with momentum, written out by hand.
 
-    python examples/fcn_segmentation.py                 # about a minute or two on 2 cores
+    python examples/fcn_segmentation.py                 # a few minutes on 2 cores
     python examples/fcn_segmentation.py --epochs 2 --train 128 --out /tmp/masks.png
 
 Prints the loss, pixel accuracy and mean IoU, and saves a picture: image, true mask, predicted mask.
