@@ -1,6 +1,6 @@
 """npcnn: a from-scratch CNN framework on NumPy (CuPy on NVIDIA GPUs) with hand-written backward passes."""
 
-from . import backend, gradcheck, nn
+from . import backend, data, diagnostics, distributed, gradcheck, models, nn, optim, serialization, train, transfer, viz
 from .backend import (
     get_default_dtype,
     manual_seed,
@@ -11,6 +11,7 @@ from .backend import (
     xp,
 )
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
+from .serialization import load, save
 
 from . import models  # noqa: E402  (after nn, which the models are built from)
 

@@ -210,7 +210,7 @@ def fft_module(x=None):
 
 
 def next_fast_len(n):
-    """Smallest length >= n that the FFT handles quickly (a product of 2, 3, 5 and 7)."""
+    """Smallest length >= n that a real FFT handles quickly (a product of 2, 3 and 5)."""
     import scipy.fft
 
     return scipy.fft.next_fast_len(int(n), real=True)

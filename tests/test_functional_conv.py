@@ -20,7 +20,14 @@ CONFIGS = [
     (2, 2, 6, 6, 3, 1, 1, (2, 2), ((1, 0), (0, 1)), (1, 1), 1),   # 1x1 with stride/padding: general path
     (2, 2, 8, 9, 3, 3, 3, (3, 2), ((0, 0), (0, 0)), (2, 3), 1),   # stride and dilation, leftover pixels
     (1, 2, 3, 3, 2, 3, 3, (1, 1), ((0, 0), (0, 0)), (1, 1), 1),   # kernel == input: 1x1 output
+    (2, 4, 6, 7, 4, 3, 2, (1, 1), ((1, 2), (0, 1)), (2, 1), 2),   # flat layout with dilation, groups
 ]
+
+
+def test_configs_cover_both_column_layouts():
+    flags = {F._is_flat(F.conv_geometry((c[0], c[1], c[2], c[3]), (c[4], c[1] // c[10], c[5], c[6]), *c[7:]))
+             for c in CONFIGS if c[5:7] != (1, 1)}
+    assert flags == {True, False}
 
 
 def _arrays(rng, cfg, dtype=np.float64):
@@ -124,9 +131,14 @@ def test_chunk_plan_keeps_imagenet_batch_under_the_cap():
     full = F.column_bytes_per_sample(g, 4) * 256
     assert full > 7e9
     chunk, nbytes = F.chunk_plan(g, 4)
-    assert nbytes <= F.DEFAULT_MAX_BUFFER_BYTES and 1 <= chunk < 256
-    chunk, nbytes = F.chunk_plan(g, 4, max_buffer_bytes=64 * 2 ** 20)
-    assert nbytes <= 64 * 2 ** 20 and chunk == 2
+    assert nbytes <= F.DEFAULT_MAX_BUFFER_BYTES and chunk == 1
+    # a smaller image: the cap (or the cache-friendly chunk target, whichever is smaller) binds
+    g = F.conv_geometry((256, 3, 32, 32), (64, 3, 7, 7), padding=((3, 3), (3, 3)))
+    per_sample = F.column_bytes_per_sample(g, 4)
+    chunk, nbytes = F.chunk_plan(g, 4, max_buffer_bytes=3 * per_sample + 1)
+    assert (chunk, nbytes) == (3, 3 * per_sample)
+    chunk, nbytes = F.chunk_plan(g, 4)
+    assert nbytes <= F.CHUNK_TARGET_BYTES < nbytes + per_sample
 
 
 def test_set_max_buffer_bytes():

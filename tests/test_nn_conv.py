@@ -180,6 +180,16 @@ def test_fft_matches_im2col(float64, rng):
     check_module(fft, x).assert_ok()
 
 
+def test_conv1d_fft_matches_im2col(float64, rng):
+    _fft_or_skip()
+    fft, ref = nn.Conv1d(3, 4, 7, padding=3, algo="fft"), nn.Conv1d(3, 4, 7, padding=3, algo="im2col")
+    fft.load_state_dict(ref.state_dict())
+    x = rng.standard_normal((2, 3, 20))
+    np.testing.assert_allclose(fft(x), ref(x), rtol=1e-10, atol=1e-10)
+    assert nn.Conv1d(3, 4, 7).algo == "auto" and choose_algorithm("auto", (7,), (1,), (1,), 1) == "fft"
+    check_module(fft, x).assert_ok()
+
+
 # ----------------------------------------------------------------------------- errors
 
 
@@ -207,6 +217,8 @@ def test_errors(rng):
         nn.ConvTranspose2d(3, 4, 3, stride=1, dilation=1, output_padding=1)
     with pytest.raises(ValueError, match=r"Conv1d: expected input of shape \(N, C, L\)"):
         nn.Conv1d(3, 4, 3)(x)
+    with pytest.raises(ValueError, match="Conv2d: reflect padding"):
+        nn.Conv2d(3, 4, 3, padding=5, padding_mode="reflect")(x)
     with pytest.raises(TypeError, match="Conv2d: input dtype float64"):
         nn.Conv2d(3, 4, 3)(x.astype(np.float64))
 

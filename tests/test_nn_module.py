@@ -166,3 +166,13 @@ def test_lenet_style_summary_table():
     text = model.summary((16, 5, 5), file=open("/dev/null", "w"))
     assert "48,120" in text and "10,164" in text and "850" in text
     assert "Total params: 59,134" in text
+
+
+def test_replacing_a_child_keeps_its_position():
+    seq = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 3))
+    seq.add_module("0", nn.Linear(4, 4))
+    setattr(seq, "1", nn.Tanh())
+    assert [type(m).__name__ for m in seq] == ["Linear", "Tanh", "Linear"]
+    m = TwoLayer()
+    m.fc1 = nn.Linear(4, 5)
+    assert [n for n, _ in m.named_children()] == ["fc1", "act", "fc2"]

@@ -48,8 +48,9 @@ def test_batchnorm1d_gradcheck(shape, rng, float64):
 def test_batchnorm_without_running_stats_uses_batch_stats_in_eval(rng, float64):
     layer = randomize_affine(BatchNorm2d(3, track_running_stats=False), rng).eval()
     x = rng.standard_normal((4, 3, 2, 3))
-    np.testing.assert_allclose(layer(x), BatchNorm2d(3, track_running_stats=False)(x) * layer.weight.data.reshape(1, 3, 1, 1)
-                               + layer.bias.data.reshape(1, 3, 1, 1), atol=1e-12)
+    plain = BatchNorm2d(3, affine=False, track_running_stats=False)(x)
+    expected = plain * layer.weight.data.reshape(1, 3, 1, 1) + layer.bias.data.reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(layer(x), expected, atol=1e-12)
     check_module(layer, x).assert_ok()
     assert list(layer.state_dict()) == ["weight", "bias"]
 
@@ -62,7 +63,8 @@ def test_batchnorm_noncontiguous(rng, float64):
 
 def test_batchnorm2d_normalizes_each_channel_over_n_h_w(rng, float64):
     # channels with very different scales: each must come out with mean 0 and variance 1 over (N, H, W)
-    x = rng.standard_normal((4, 3, 5, 6)) * np.array([1.0, 10.0, 0.1]).reshape(1, 3, 1, 1) + np.array([0.0, 5.0, -3.0]).reshape(1, 3, 1, 1)
+    scale, shift = np.array([1.0, 10.0, 0.1]).reshape(1, 3, 1, 1), np.array([0.0, 5.0, -3.0]).reshape(1, 3, 1, 1)
+    x = rng.standard_normal((4, 3, 5, 6)) * scale + shift
     out = BatchNorm2d(3, eps=0.0)(x)
     np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0.0, atol=1e-12)
     np.testing.assert_allclose(out.var(axis=(0, 2, 3)), 1.0, atol=1e-12)
@@ -126,7 +128,8 @@ def test_batchnorm_state_dict_keys_match_pytorch():
     layer.load_state_dict({k: v.numpy() for k, v in t_state.items()})
 
 
-@pytest.mark.parametrize("cls, shape", [("BatchNorm2d", (4, 3, 5, 6)), ("BatchNorm1d", (6, 3)), ("BatchNorm1d", (4, 3, 7))])
+@pytest.mark.parametrize("cls, shape", [("BatchNorm2d", (4, 3, 5, 6)), ("BatchNorm1d", (6, 3)),
+                                        ("BatchNorm1d", (4, 3, 7))])
 @pytest.mark.parametrize("momentum", [0.1, None])
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-5)])
 def test_batchnorm_matches_pytorch_over_steps(cls, shape, momentum, dtype, tol, rng):
@@ -220,7 +223,8 @@ def test_norms_match_pytorch(rng):
         tdtype = torch.float64 if dtype == np.float64 else torch.float32
         x = rng.standard_normal((2, 6, 4, 5)).astype(dtype)
         pairs = [(LayerNorm((4, 5)), nn.LayerNorm((4, 5))), (LayerNorm(5, bias=False), nn.LayerNorm(5, bias=False)),
-                 (GroupNorm(3, 6), nn.GroupNorm(3, 6)), (GroupNorm(2, 6, affine=False), nn.GroupNorm(2, 6, affine=False)),
+                 (GroupNorm(3, 6), nn.GroupNorm(3, 6)),
+                 (GroupNorm(2, 6, affine=False), nn.GroupNorm(2, 6, affine=False)),
                  (LocalResponseNorm(5), nn.LocalResponseNorm(5)),
                  (LocalResponseNorm(4, alpha=0.5, beta=0.6, k=1.5), nn.LocalResponseNorm(4, 0.5, 0.6, 1.5))]
         for layer, t_layer in pairs:

@@ -68,7 +68,8 @@ def test_avgpool1d_gradcheck(kwargs, rng):
     check_module(AvgPool1d(**kwargs), rng.standard_normal((2, 3, 11))).assert_ok()
 
 
-@pytest.mark.parametrize("norm_type, kwargs", [(2, dict(kernel_size=2)), (3, dict(kernel_size=3, stride=2, ceil_mode=True)),
+@pytest.mark.parametrize("norm_type, kwargs", [(2, dict(kernel_size=2)),
+                                               (3, dict(kernel_size=3, stride=2, ceil_mode=True)),
                                                (1.5, dict(kernel_size=(2, 3), stride=1))])
 def test_lppool2d_gradcheck(norm_type, kwargs, rng):
     x = rng.uniform(0.5, 2.0, (2, 3, 7, 8))  # positive: x^p real and the window sums away from 0
@@ -136,7 +137,8 @@ def test_pooling_matches_pytorch(dtype, tol, rng):
     for kwargs in [dict(kernel_size=3, stride=2, padding=1, dilation=2), dict(kernel_size=4, ceil_mode=True)]:
         _torch_compare(torch, MaxPool1d(**kwargs, return_indices=True), nn.MaxPool1d(**kwargs, return_indices=True),
                        x1, rng, tol)
-    for kwargs in [dict(kernel_size=3, stride=2, padding=1, count_include_pad=False), dict(kernel_size=4, ceil_mode=True)]:
+    for kwargs in [dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
+                   dict(kernel_size=4, ceil_mode=True)]:
         _torch_compare(torch, AvgPool1d(**kwargs), nn.AvgPool1d(**kwargs), x1, rng, tol)
 
 

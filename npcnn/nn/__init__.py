@@ -1,6 +1,6 @@
 """Layers with explicit forward and backward passes, PyTorch's names and layouts."""
 
-from . import init
+from . import init, utils
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .blocks import SqueezeExcitation
 from .composition import Add, Concat, Residual

@@ -94,8 +94,11 @@ class Concat(Module):
     def forward(self, x):
         outs = [branch(x) for branch in self._modules.values()]
         dim = self.dim % outs[0].ndim
+        def others(shape):  # every dimension but the concatenated one
+            return shape[:dim] + shape[dim + 1:]
+
         for name, out in zip(self._modules, outs):
-            if out.ndim != outs[0].ndim or out.shape[:dim] + out.shape[dim + 1:] != outs[0].shape[:dim] + outs[0].shape[dim + 1:]:
+            if out.ndim != outs[0].ndim or others(out.shape) != others(outs[0].shape):
                 raise ValueError(f"Concat: branch '{name}' output shape {tuple(out.shape)} does not match "
                                  f"{tuple(outs[0].shape)} outside dimension {self.dim}")
         self.save_for_backward((dim, [out.shape[dim] for out in outs]))

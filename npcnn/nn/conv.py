@@ -171,7 +171,7 @@ class Conv2d(Module):
         _check_fits(name, x.shape[2:], self._pads, self.kernel_size, self.dilation)
         pads, pad_cache = self._pads, None
         if self.padding_mode != "zeros":  # pad here; the kernel then pads nothing
-            x, pad_cache = pad_forward(x, self._pads, self.padding_mode)
+            x, pad_cache = pad_forward(x, self._pads, self.padding_mode, name)
             pads = ((0, 0), (0, 0))
         self.algo_used = choose_algorithm(self.algo, self.kernel_size, self.stride, self.dilation, self.groups)
         b = None if self.bias is None else self.bias.data
@@ -245,7 +245,7 @@ class Conv1d(Module):
         _check_fits(name, x.shape[2:], self._pads, self.kernel_size, self.dilation)
         pads, pad_cache = ((0, 0),) + self._pads, None
         if self.padding_mode != "zeros":
-            x, pad_cache = pad_forward(x, self._pads, self.padding_mode)
+            x, pad_cache = pad_forward(x, self._pads, self.padding_mode, name)
             pads = ((0, 0), (0, 0))
         self.algo_used = choose_algorithm(self.algo, self.kernel_size, self.stride, self.dilation, self.groups)
         stride, dilation = (1,) + self.stride, (1,) + self.dilation

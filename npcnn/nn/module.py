@@ -49,10 +49,10 @@ class Module:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
         registries = (self._parameters, self._buffers, self._modules)
         if isinstance(value, Parameter):
-            self._forget(name)
+            self._forget(name, keep=self._parameters)
             self._parameters[name] = value
         elif isinstance(value, Module):
-            self._forget(name)
+            self._forget(name, keep=self._modules)
             self._modules[name] = value
         elif name in self._buffers:
             self._buffers[name] = value
@@ -64,13 +64,16 @@ class Module:
             raise TypeError(f"{type(self).__name__}.{name} holds a Parameter or Module; cannot assign {type(value).__name__}")
         object.__setattr__(self, name, value)
 
-    def _forget(self, name):
+    def _forget(self, name, keep=None):
+        """Drop ``name`` from every registry but ``keep`` (replacing in place keeps its position,
+        so swapping a Sequential's last layer leaves it last, as in PyTorch)."""
         for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
+            if registry is not keep:
+                registry.pop(name, None)
 
     def register_buffer(self, name, array):
         """Register non-trainable state (saved in ``state_dict``, never touched by optimizers)."""
-        self._forget(name)
+        self._forget(name, keep=self._buffers)
         self._buffers[name] = array
         object.__setattr__(self, name, array)
 
@@ -78,7 +81,7 @@ class Module:
         """Register ``param`` (a Parameter or None) under ``name``."""
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"{name}: expected a Parameter or None, got {type(param).__name__}")
-        self._forget(name)
+        self._forget(name, keep=self._parameters)
         self._parameters[name] = param
         object.__setattr__(self, name, param)
 
@@ -86,7 +89,7 @@ class Module:
         """Register a child module under ``name`` (used by containers with numeric names)."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{name}: expected a Module, got {type(module).__name__}")
-        self._forget(name)
+        self._forget(name, keep=self._modules)
         self._modules[name] = module
         object.__setattr__(self, name, module)
 

@@ -1,0 +1,216 @@
+"""``python -m npcnn``: train, summary, gradcheck.
+
+    python -m npcnn train --model lenet5 --dataset mnist          # LeNet-5 on MNIST, ~99%
+    python -m npcnn train --model resnet20 --dataset fashion-mnist --augment --epochs 30
+    python -m npcnn summary resnet50                               # per-layer table
+    python -m npcnn gradcheck --all                                # every layer and block
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+# Standardization constants (per-channel mean and std of the training set in [0, 1]).
+_DATASET_STATS = {
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion-mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+
+_CIFAR_SIZED = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+                "plain20", "plain32", "plain44", "plain56", "plain110")
+
+
+def default_input_shape(name, in_channels=3):
+    """The input a model is built for (without the batch dimension)."""
+    if name == "lenet5":
+        return (1, 32, 32)
+    if name in _CIFAR_SIZED:
+        return (in_channels, 32, 32)
+    if name == "fcn_tiny":
+        return (in_channels, 64, 64)
+    return (in_channels, 224, 224)
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def load_dataset(name, root=None):
+    """(train, test) ImageDatasets of uint8 images for ``name``."""
+    from . import data
+
+    loaders = {"mnist": data.mnist, "fashion-mnist": data.fashion_mnist, "cifar10": data.cifar10}
+    if name not in loaders:
+        raise SystemExit(f"unknown dataset {name!r}; choose from {sorted(loaders)}")
+    return loaders[name](root=root, train=True), loaders[name](root=root, train=False)
+
+
+def build_transforms(dataset, augment, image_size):
+    """Per-batch transforms: optional augmentation, then standardization with the dataset's stats."""
+    from .data import transforms as T
+
+    mean, std = _DATASET_STATS[dataset]
+    steps = []
+    if augment:
+        steps.append(T.RandomCrop(image_size, padding=max(2, image_size // 8)))
+        if dataset == "cifar10":
+            steps.append(T.RandomHorizontalFlip())
+    steps.append(T.Normalize(mean, std))
+    return T.Compose(steps), T.Normalize(mean, std)
+
+
+def pad_to(images, size):
+    """Zero-pad uint8 images (N, C, H, W) symmetrically to ``size`` x ``size`` (28 -> 32 for LeNet-5)."""
+    pad = (size - images.shape[-1]) // 2
+    if pad <= 0:
+        return images
+    return np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+
+
+def make_optimizer(name, params, lr, weight_decay):
+    from . import optim
+
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    if name == "adam":
+        return optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    raise SystemExit(f"unknown optimizer {name!r}; choose sgd, adam or adamw")
+
+
+def cmd_train(args):
+    import npcnn
+    from . import models, nn
+    from .data import DataLoader
+    from .optim import lr_scheduler
+    from .train import ModelCheckpoint, Trainer, evaluate
+
+    npcnn.manual_seed(args.seed)
+    train_set, test_set = load_dataset(args.dataset, args.data_root)
+    channels = train_set.images.shape[1]
+    size = 32 if args.model in ("lenet5",) + _CIFAR_SIZED else train_set.images.shape[-1]
+    train_x, test_x = pad_to(train_set.images, size), pad_to(test_set.images, size)
+    train_y, test_y = train_set.labels, test_set.labels
+    if args.subset:
+        train_x, train_y = train_x[:args.subset], train_y[:args.subset]
+    train_tf, test_tf = build_transforms(args.dataset, args.augment, size)
+    train_loader = DataLoader((train_x, train_y), batch_size=args.batch_size, shuffle=True, seed=args.seed,
+                              transform=train_tf, to_float=True)
+    test_loader = DataLoader((test_x, test_y), batch_size=512, transform=test_tf, to_float=True)
+
+    kwargs = {"num_classes": len(train_set.classes)}
+    if args.model != "lenet5":
+        kwargs["in_channels"] = channels
+    model = models.get_model(args.model, **kwargs)
+    optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
+    steps = args.epochs * len(train_loader)
+    scheduler = lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps)
+
+    is_root = True
+    if args.distributed:  # every rank runs this same script under mpirun; rank 0 alone writes
+        from . import distributed
+
+        setup = distributed.setup_training(model, optimizer, train_loader, sync_batchnorm=args.sync_bn,
+                                           split_batch=True)
+        model, optimizer, train_loader, is_root = setup.model, setup.optimizer, setup.loader, setup.is_main
+    os.makedirs(args.out, exist_ok=True)
+    callbacks = [ModelCheckpoint(args.out)] if is_root else []  # best.npz and last.npz
+    trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, scheduler=scheduler, scheduler_interval="batch",
+                      callbacks=callbacks, verbose=args.verbose if is_root else 0)
+    start = time.perf_counter()
+    history = trainer.fit(train_loader, args.epochs, val_loader=test_loader, resume_from=args.resume)
+    seconds = time.perf_counter() - start
+    result = evaluate(model, test_loader, metrics=("accuracy",))
+    if is_root:
+        npcnn.save(model, os.path.join(args.out, "model.npz"))
+        history.to_json(os.path.join(args.out, "history.json"))
+        summary = {"model": args.model, "dataset": args.dataset, "epochs": args.epochs,
+                   "test_accuracy": result["accuracy"], "train_seconds": round(seconds, 1)}
+        with open(os.path.join(args.out, "result.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        print(f"test accuracy {100 * result['accuracy']:.2f}% after {args.epochs} epochs ({seconds:.0f} s); "
+              f"model, history and curves in {args.out}/")
+        _plot_history(history, os.path.join(args.out, "curves.png"))
+    return result
+
+
+def _plot_history(history, path):
+    try:
+        history.plot(path)
+    except ImportError:
+        print("(matplotlib is not installed: no curves.png; pip install npcnn[plot])")
+
+
+# ----------------------------------------------------------------------------- summary and gradcheck
+
+
+def cmd_summary(args):
+    from . import models
+
+    model = models.get_model(args.model)
+    shape = tuple(args.input_shape) if args.input_shape else default_input_shape(args.model)
+    models.summary(model, shape)
+
+
+def cmd_gradcheck(args):
+    from . import diagnostics
+
+    if not args.all and not args.layers:
+        raise SystemExit("name layers to check (e.g. `gradcheck Conv2d BatchNorm`) or pass --all")
+    table = diagnostics.gradcheck_all(names=None if args.all else args.layers, verbose=True)
+    failed = [row for row in table.rows if not row["ok"]]
+    print(f"\n{len(table.rows) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise SystemExit(1)
+    return table
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m npcnn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model on a dataset")
+    train.add_argument("--model", default="lenet5")
+    train.add_argument("--dataset", default="mnist", choices=sorted(_DATASET_STATS))
+    train.add_argument("--data-root", default=None, help="folder with the dataset files (else NPCNN_DATA, cache)")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--optimizer", default="adam", choices=["sgd", "adam", "adamw"])
+    train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule")
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--augment", action="store_true", help="random crops (and flips for CIFAR-10)")
+    train.add_argument("--subset", type=int, default=0, help="train on the first N images only")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--resume", default=None, help="checkpoint to resume from (e.g. runs/train/last.npz)")
+    train.add_argument("--out", default="runs/train")
+    train.add_argument("--verbose", type=int, default=1)
+    train.add_argument("--distributed", action="store_true", help="data-parallel over MPI ranks (mpirun)")
+    train.add_argument("--sync-bn", action="store_true", help="with --distributed: synchronized BatchNorm")
+    train.set_defaults(func=cmd_train)
+
+    summary = sub.add_parser("summary", help="print a model's layer table")
+    summary.add_argument("model")
+    summary.add_argument("--input-shape", type=int, nargs="+", default=None)
+    summary.set_defaults(func=cmd_summary)
+
+    gradcheck = sub.add_parser("gradcheck", help="gradient-check layers and blocks")
+    gradcheck.add_argument("--all", action="store_true")
+    gradcheck.add_argument("layers", nargs="*")
+    gradcheck.set_defaults(func=cmd_gradcheck)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    args.func(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Adam and AdamW: momentum on the gradient and on its square, with bias correction."""
+
+import math
+
+from ..backend import get_array_module
+from .optimizer import Optimizer, check_betas, check_non_negative
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), PyTorch's update rule.
+
+    For each parameter p with gradient g, at step t = 1, 2, ... (m, v, v_max start at 0)::
+
+        g     <- g + weight_decay * p                  (L2 penalty inside the gradient)
+        m     <- beta1 * m + (1 - beta1) * g
+        v     <- beta2 * v + (1 - beta2) * g * g
+        v_max <- max(v_max, v)                          (if amsgrad; then v_max replaces v below)
+        p     <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    State per parameter: ``step``, ``exp_avg`` (m), ``exp_avg_sq`` (v), ``max_exp_avg_sq``
+    (v_max, if amsgrad).
+    """
+
+    state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    decoupled_weight_decay = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        super().__init__(params, defaults)
+
+    def _check_hyperparameters(self, group):
+        super()._check_hyperparameters(group)
+        check_non_negative(self, group, "eps")
+        check_non_negative(self, group, "weight_decay")
+        check_betas(self, group)
+
+    def _update(self, p, grad, state, group):
+        xp = get_array_module(p.data)
+        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        beta1, beta2 = (float(b) for b in group["betas"])
+        if not state:
+            state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+        state["step"] += 1
+        step = state["step"]
+        if weight_decay != 0:
+            if self.decoupled_weight_decay:
+                p.data *= 1.0 - lr * weight_decay
+            else:
+                grad = grad + weight_decay * p.data
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg += (1.0 - beta1) * (grad - exp_avg)  # = beta1 m + (1 - beta1) g, PyTorch's lerp
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1.0 - beta2) * (grad * grad)
+        if group["amsgrad"]:
+            xp.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+            exp_avg_sq = state["max_exp_avg_sq"]
+        step_size = lr / (1.0 - beta1 ** step)
+        denom = xp.sqrt(exp_avg_sq) / math.sqrt(1.0 - beta2 ** step) + eps
+        p.data -= step_size * (exp_avg / denom)
+
+
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay.
+
+    The decay shrinks the weights directly instead of entering the gradient, so it is not
+    rescaled by Adam's per-coordinate step size::
+
+        p     <- p * (1 - lr * weight_decay)
+        m, v  <- as in Adam, from the raw gradient g
+        p     <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+    """
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)

@@ -1,0 +1,442 @@
+"""Learning-rate schedules: the learning rate as a function of the step count t.
+
+A scheduler rewrites ``group["lr"]`` of its optimizer each time ``scheduler.step()`` is called.
+Whether t counts epochs or iterations is up to the caller: call ``step()`` once per epoch, or
+once per batch for a per-iteration schedule (``fit(..., scheduler_interval="batch")``).
+
+As in PyTorch, building a scheduler sets the learning rate for t = 0, every group remembers its
+starting rate as ``group["initial_lr"]`` (lr0 below), and ``get_last_lr()`` returns the rates
+last written. Each schedule here is written in closed form, lr(t) from lr0 and t, so the formula
+in each docstring is exactly what the code computes.
+
+    StepLR              lr0 * gamma^floor(t / step_size)
+    MultiStepLR         lr0 * gamma^(number of milestones <= t)
+    ExponentialLR       lr0 * gamma^t
+    ExponentialDecayLR  lr0 * exp(-k t)
+    InverseTimeLR       lr0 / (1 + k t)
+    InverseSqrtLR       lr0 / sqrt(t + 1)
+    LinearLR            lr0 * (start + (end - start) * min(t, T) / T)
+    CosineAnnealingLR   eta_min + (lr0 - eta_min) * (1 + cos(pi t / T)) / 2, then eta_min
+    OneCycleLR          warm up to max_lr, then anneal to max_lr / (div_factor * final_div_factor)
+    ReduceLROnPlateau   lr * factor when a monitored metric stops improving
+    LinearWarmup        a linear warmup in front of any of the above
+"""
+
+import bisect
+import copy
+import math
+
+from .optimizer import Optimizer
+
+
+class LRScheduler:
+    """Base class: subclasses write ``lr_at(base_lr, t)``, the closed-form rate at step t."""
+
+    def __init__(self, optimizer, last_epoch=-1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            if last_epoch == -1:
+                group.setdefault("initial_lr", group["lr"])
+            elif "initial_lr" not in group:
+                raise KeyError(f"{type(self).__name__}: resuming at last_epoch={last_epoch} needs "
+                               "'initial_lr' in every parameter group (load the optimizer's state first)")
+        self.base_lrs = [float(group["initial_lr"]) for group in optimizer.param_groups]
+        self.last_epoch = int(last_epoch)
+        self._last_lr = [float(group["lr"]) for group in optimizer.param_groups]
+        self.step()
+
+    def lr_at(self, base_lr, t):
+        raise NotImplementedError(f"{type(self).__name__} does not define lr_at()")
+
+    def get_lr(self):
+        """The rates for the current ``last_epoch``."""
+        return [float(self.lr_at(base, self.last_epoch)) for base in self.base_lrs]
+
+    def step(self):
+        """Advance t by one and write the new rates into the optimizer."""
+        self.last_epoch += 1
+        self._set_lrs(self.get_lr())
+
+    def _set_lrs(self, lrs):
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = lr
+        self._last_lr = list(lrs)
+
+    def get_last_lr(self):
+        """The rates last written into the optimizer, one per parameter group."""
+        return list(self._last_lr)
+
+    def state_dict(self):
+        """Every attribute but the optimizer (plain numbers and lists: JSON-friendly)."""
+        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict):
+        """Restore :meth:`state_dict`'s attributes; unknown or missing keys are an error."""
+        expected = set(self.__dict__) - {"optimizer"}
+        if set(state_dict) != expected:
+            raise KeyError(f"{type(self).__name__}.load_state_dict: unknown keys "
+                           f"{sorted(set(state_dict) - expected)}, missing keys {sorted(expected - set(state_dict))}")
+        self.__dict__.update(copy.deepcopy(dict(state_dict)))
+
+    def __repr__(self):
+        return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self._last_lr})"
+
+
+class StepLR(LRScheduler):
+    """lr(t) = lr0 * gamma^floor(t / step_size): divide by 1/gamma every ``step_size`` steps."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        if int(step_size) < 1:
+            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
+        self.step_size, self.gamma = int(step_size), float(gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, t):
+        return base_lr * self.gamma ** (t // self.step_size)
+
+
+class MultiStepLR(LRScheduler):
+    """lr(t) = lr0 * gamma^k, k = the number of milestones <= t."""
+
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        self.milestones, self.gamma = sorted(int(m) for m in milestones), float(gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, t):
+        return base_lr * self.gamma ** bisect.bisect_right(self.milestones, t)
+
+
+class ExponentialLR(LRScheduler):
+    """lr(t) = lr0 * gamma^t."""
+
+    def __init__(self, optimizer, gamma, last_epoch=-1):
+        self.gamma = float(gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, t):
+        return base_lr * self.gamma ** t
+
+
+class ExponentialDecayLR(LRScheduler):
+    """lr(t) = lr0 * exp(-k t), the continuous form of ExponentialLR (gamma = exp(-k))."""
+
+    def __init__(self, optimizer, k, last_epoch=-1):
+        self.k = float(k)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, t):
+        return base_lr * math.exp(-self.k * t)
+
+
+class InverseTimeLR(LRScheduler):
+    """Time-based decay: lr(t) = lr0 / (1 + k t)."""
+
+    def __init__(self, optimizer, k, last_epoch=-1):
+        if float(k) < 0:
+            raise ValueError(f"InverseTimeLR: k must be >= 0, got {k}")
+        self.k = float(k)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, t):
+        return base_lr / (1.0 + self.k * t)
+
+
+class InverseSqrtLR(LRScheduler):
+    """Inverse square root decay: lr(t) = lr0 / sqrt(t + 1)."""
+
+    def lr_at(self, base_lr, t):
+        return base_lr / math.sqrt(t + 1)
+
+
+class LinearLR(LRScheduler):
+    """lr(t) = lr0 * (start_factor + (end_factor - start_factor) * min(t, T) / T), T = total_iters.
+
+    ``LinearLR(opt, start_factor=1.0, end_factor=0.0, total_iters=T)`` is linear decay to zero.
+    """
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+        if int(total_iters) < 1:
+            raise ValueError(f"LinearLR: total_iters must be >= 1, got {total_iters}")
+        self.start_factor, self.end_factor = float(start_factor), float(end_factor)
+        self.total_iters = int(total_iters)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, t):
+        fraction = min(t, self.total_iters) / self.total_iters
+        return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * fraction)
+
+
+class CosineAnnealingLR(LRScheduler):
+    """lr(t) = eta_min + (lr0 - eta_min) * (1 + cos(pi t / T_max)) / 2 for t <= T_max, then eta_min.
+
+    Unlike PyTorch's, which keeps following the cosine back up after T_max, the rate stays
+    pinned at ``eta_min`` once the schedule has run its course.
+    """
+
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        if int(T_max) < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
+        self.T_max, self.eta_min = int(T_max), float(eta_min)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, t):
+        if t >= self.T_max:
+            return self.eta_min
+        return self.eta_min + (base_lr - self.eta_min) * (1.0 + math.cos(math.pi * t / self.T_max)) / 2.0
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith & Topin, 2018), PyTorch's formulas; step it once per batch.
+
+    With initial_lr = max_lr / div_factor and min_lr = initial_lr / final_div_factor, over
+    ``total_steps`` steps (or ``epochs * steps_per_epoch``):
+
+    * phase 1, t in [0, pct_start*T - 1]: lr rises from initial_lr to max_lr;
+    * phase 2, up to T - 1: lr falls from max_lr to min_lr
+      (``three_phase=True``: back to initial_lr first, then to min_lr).
+
+    Within a phase at fraction p, ``anneal_strategy="cos"`` gives
+    end + (start - end) * (1 + cos(pi p)) / 2 and ``"linear"`` gives start + (end - start) * p.
+    With ``cycle_momentum`` the momentum (or Adam's beta1) moves the opposite way, between
+    ``max_momentum`` and ``base_momentum``.
+    """
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
+                 anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
+                 div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
+        if total_steps is None:
+            if epochs is None or steps_per_epoch is None:
+                raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
+            total_steps = int(epochs) * int(steps_per_epoch)
+        if int(total_steps) < 1:
+            raise ValueError(f"OneCycleLR: total_steps must be >= 1, got {total_steps}")
+        if not 0.0 <= float(pct_start) <= 1.0:
+            raise ValueError(f"OneCycleLR: pct_start must be in [0, 1], got {pct_start}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+        self.total_steps, self.anneal_strategy = int(total_steps), anneal_strategy
+        groups = optimizer.param_groups
+        max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(groups)
+        self.max_lrs = [float(m) for m in max_lrs]
+        self.initial_lrs = [m / float(div_factor) for m in self.max_lrs]
+        self.min_lrs = [i / float(final_div_factor) for i in self.initial_lrs]
+        T, pct = float(self.total_steps), float(pct_start)
+        if three_phase:
+            self.phases = [[pct * T - 1, "initial", "max"], [2 * pct * T - 2, "max", "initial"],
+                           [T - 1, "initial", "min"]]
+        else:
+            self.phases = [[pct * T - 1, "initial", "max"], [T - 1, "max", "min"]]
+        self.cycle_momentum = bool(cycle_momentum)
+        self.momentum_key = None
+        if self.cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("OneCycleLR: cycle_momentum needs an optimizer with momentum or betas")
+            self.momentum_key = "betas" if "betas" in optimizer.defaults else "momentum"
+        self.base_momentum, self.max_momentum = float(base_momentum), float(max_momentum)
+        if last_epoch == -1:
+            for group, initial in zip(groups, self.initial_lrs):
+                group["initial_lr"] = initial
+        super().__init__(optimizer, last_epoch)
+
+    def _anneal(self, start, end, pct):
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def _phase(self, t):
+        """(phase, fraction of it done) at step t."""
+        start = 0.0
+        for i, (end, _, _) in enumerate(self.phases):
+            if t <= end or i == len(self.phases) - 1:
+                return self.phases[i], (t - start) / (end - start)
+            start = end
+        raise AssertionError("unreachable")
+
+    def get_lr(self):
+        t = self.last_epoch
+        if t > self.total_steps:
+            raise ValueError(f"OneCycleLR: stepped {t} times, more than total_steps={self.total_steps}")
+        (_, start_name, end_name), pct = self._phase(t)
+        lrs = []
+        for i in range(len(self.base_lrs)):
+            by_name = {"initial": self.initial_lrs[i], "max": self.max_lrs[i], "min": self.min_lrs[i]}
+            lrs.append(self._anneal(by_name[start_name], by_name[end_name], pct))
+        return lrs
+
+    def step(self):
+        super().step()
+        if not self.cycle_momentum:
+            return
+        (_, start_name, end_name), pct = self._phase(self.last_epoch)
+        # momentum is high while the rate is low: "initial"/"min" pair with max_momentum
+        by_name = {"initial": self.max_momentum, "min": self.max_momentum, "max": self.base_momentum}
+        momentum = self._anneal(by_name[start_name], by_name[end_name], pct)
+        for group in self.optimizer.param_groups:
+            if self.momentum_key == "betas":
+                group["betas"] = (momentum, group["betas"][1])
+            else:
+                group["momentum"] = momentum
+
+
+class ReduceLROnPlateau:
+    """Multiply the rate by ``factor`` when a metric has not improved for ``patience`` steps.
+
+    ``step(metric)`` after each validation. An improvement means, for ``mode="min"``,
+    metric < best * (1 - threshold) (``threshold_mode="rel"``) or metric < best - threshold
+    (``"abs"``), mirrored for ``"max"``. After a reduction, ``cooldown`` steps pass before bad
+    steps count again; the rate never goes below ``min_lr``, and a change smaller than ``eps``
+    is skipped. PyTorch's rules exactly.
+    """
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
+                 cooldown=0, min_lr=0.0, eps=1e-8):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"ReduceLROnPlateau: expected an Optimizer, got {type(optimizer).__name__}")
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be < 1, got {factor}")
+        if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max' and threshold_mode 'rel' or 'abs', "
+                             f"got {mode!r}, {threshold_mode!r}")
+        self.optimizer = optimizer
+        groups = optimizer.param_groups
+        min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(groups)
+        self.min_lrs = [float(m) for m in min_lrs]
+        self.mode, self.factor, self.patience = mode, float(factor), int(patience)
+        self.threshold, self.threshold_mode = float(threshold), threshold_mode
+        self.cooldown, self.eps = int(cooldown), float(eps)
+        self.cooldown_counter, self.num_bad_epochs, self.last_epoch = 0, 0, 0
+        self.best = math.inf if mode == "min" else -math.inf
+        self._last_lr = [float(group["lr"]) for group in groups]
+
+    def is_better(self, a, best):
+        if self.mode == "min":
+            return a < (best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
+        return a > (best * (1.0 + self.threshold) if self.threshold_mode == "rel" else best + self.threshold)
+
+    def step(self, metrics):
+        current = float(metrics)
+        self.last_epoch += 1
+        if self.is_better(current, self.best):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
+                new_lr = max(float(group["lr"]) * self.factor, min_lr)
+                if float(group["lr"]) - new_lr > self.eps:
+                    group["lr"] = new_lr
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
+
+    get_last_lr = LRScheduler.get_last_lr
+    state_dict = LRScheduler.state_dict
+    load_state_dict = LRScheduler.load_state_dict
+
+
+class LinearWarmup:
+    """A linear warmup of ``warmup_steps`` steps in front of any schedule.
+
+    With W = warmup_steps, s = start_factor and lr_s(0) the wrapped schedule's first rate::
+
+        lr(t) = lr_s(0) * (s + (1 - s) * t / W)      for t < W
+        lr(t) = lr_s(t - W)                           for t >= W
+
+    The wrapped scheduler is built first (on the same optimizer) and only starts stepping once
+    the warmup is over, so a per-iteration schedule over N steps runs for N + W steps in all.
+    ``step(metric)`` passes the metric on to a wrapped ReduceLROnPlateau.
+    """
+
+    def __init__(self, scheduler, warmup_steps, start_factor=0.1):
+        if int(warmup_steps) < 0 or not 0.0 <= float(start_factor) <= 1.0:
+            raise ValueError(f"LinearWarmup: need warmup_steps >= 0 and start_factor in [0, 1], "
+                             f"got {warmup_steps}, {start_factor}")
+        self.scheduler, self.optimizer = scheduler, scheduler.optimizer
+        self.warmup_steps, self.start_factor = int(warmup_steps), float(start_factor)
+        self.target_lrs = scheduler.get_last_lr()
+        self.last_epoch = -1
+        self._last_lr = list(self.target_lrs)
+        self.step()
+
+    def step(self, metrics=None):
+        self.last_epoch += 1
+        t, W = self.last_epoch, self.warmup_steps
+        if t < W:
+            lrs = [lr * (self.start_factor + (1.0 - self.start_factor) * t / W) for lr in self.target_lrs]
+            for group, lr in zip(self.optimizer.param_groups, lrs):
+                group["lr"] = lr
+        elif t == W:
+            for group, lr in zip(self.optimizer.param_groups, self.target_lrs):
+                group["lr"] = lr
+        elif isinstance(self.scheduler, ReduceLROnPlateau):
+            if metrics is None:
+                raise ValueError("LinearWarmup: the wrapped ReduceLROnPlateau needs step(metric)")
+            self.scheduler.step(metrics)
+        else:
+            self.scheduler.step()
+        self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
+
+    def get_last_lr(self):
+        return list(self._last_lr)
+
+    def state_dict(self):
+        return {"warmup_steps": self.warmup_steps, "start_factor": self.start_factor,
+                "target_lrs": list(self.target_lrs), "last_epoch": self.last_epoch,
+                "_last_lr": list(self._last_lr), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state_dict):
+        expected = {"warmup_steps", "start_factor", "target_lrs", "last_epoch", "_last_lr", "scheduler"}
+        if set(state_dict) != expected:
+            raise KeyError(f"LinearWarmup.load_state_dict: expected keys {sorted(expected)}, got {sorted(state_dict)}")
+        self.scheduler.load_state_dict(state_dict["scheduler"])
+        self.warmup_steps, self.start_factor = int(state_dict["warmup_steps"]), float(state_dict["start_factor"])
+        self.target_lrs = [float(v) for v in state_dict["target_lrs"]]
+        self.last_epoch = int(state_dict["last_epoch"])
+        self._last_lr = [float(v) for v in state_dict["_last_lr"]]
+
+
+# ----------------------------------------------------------------------------- looking at a schedule
+
+
+def schedule_values(scheduler, steps, metrics=None):
+    """The rates of group 0 over ``steps`` steps, [lr(t), lr(t+1), ...], from the current t.
+
+    The scheduler and the optimizer's hyperparameters are put back afterwards, so a schedule
+    can be looked at before training with it. ``metrics`` (one per step) feed a plateau schedule.
+    """
+    saved_state = scheduler.state_dict()
+    saved_groups = [{k: v for k, v in g.items() if k != "params"} for g in scheduler.optimizer.param_groups]
+    values = [scheduler.get_last_lr()[0]]
+    try:
+        for i in range(int(steps) - 1):
+            if metrics is not None:
+                scheduler.step(metrics[i])
+            else:
+                scheduler.step()
+            values.append(scheduler.get_last_lr()[0])
+    finally:
+        scheduler.load_state_dict(saved_state)
+        for group, saved in zip(scheduler.optimizer.param_groups, saved_groups):
+            group.update(saved)
+    return values
+
+
+def plot_schedule(scheduler, steps, ax=None, metrics=None, label=None):
+    """Plot ``schedule_values(scheduler, steps)`` (learning rate against step) on a matplotlib
+    axis and return the axis. matplotlib is imported here, only when a plot is asked for."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(range(int(steps)), schedule_values(scheduler, steps, metrics), label=label or type(scheduler).__name__)
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    ax.set_title("learning-rate schedule")
+    ax.grid(True, alpha=0.3)
+    if label is not None:
+        ax.legend()
+    return ax

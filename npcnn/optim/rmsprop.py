@@ -1,0 +1,64 @@
+"""RMSprop: divide the gradient by a running root mean square of recent gradients."""
+
+from ..backend import get_array_module
+from .optimizer import Optimizer, check_non_negative
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton, 2012), PyTorch's update rule.
+
+    For each parameter p with gradient g (running averages v, gbar and buffer b start at 0)::
+
+        g    <- g + weight_decay * p                         (if weight_decay)
+        v    <- alpha * v + (1 - alpha) * g * g
+        gbar <- alpha * gbar + (1 - alpha) * g                (if centered)
+        d    =  sqrt(v - gbar^2) + eps   if centered   else   sqrt(v) + eps
+        b    <- momentum * b + g / d;    p <- p - lr * b      (if momentum > 0)
+        p    <- p - lr * g / d                                (otherwise)
+
+    State per parameter: ``step``, ``square_avg``, ``momentum_buffer`` (if momentum > 0),
+    ``grad_avg`` (if centered).
+    """
+
+    state_keys = ("step", "square_avg", "momentum_buffer", "grad_avg")
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                        centered=centered)
+        super().__init__(params, defaults)
+
+    def _check_hyperparameters(self, group):
+        super()._check_hyperparameters(group)
+        for key in ("alpha", "eps", "weight_decay", "momentum"):
+            check_non_negative(self, group, key)
+
+    def _update(self, p, grad, state, group):
+        xp = get_array_module(p.data)
+        alpha, eps = float(group["alpha"]), float(group["eps"])
+        momentum, weight_decay = float(group["momentum"]), float(group["weight_decay"])
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = xp.zeros_like(p.data)
+            if momentum > 0:
+                state["momentum_buffer"] = xp.zeros_like(p.data)
+            if group["centered"]:
+                state["grad_avg"] = xp.zeros_like(p.data)
+        state["step"] += 1
+        if weight_decay != 0:
+            grad = grad + weight_decay * p.data
+        square_avg = state["square_avg"]
+        square_avg *= alpha
+        square_avg += (1.0 - alpha) * (grad * grad)
+        if group["centered"]:
+            grad_avg = state["grad_avg"]
+            grad_avg += (1.0 - alpha) * (grad - grad_avg)  # PyTorch's lerp toward g
+            avg = xp.sqrt(square_avg - grad_avg * grad_avg) + eps
+        else:
+            avg = xp.sqrt(square_avg) + eps
+        if momentum > 0:
+            buf = state["momentum_buffer"]
+            buf *= momentum
+            buf += grad / avg
+            p.data -= float(group["lr"]) * buf
+        else:
+            p.data -= float(group["lr"]) * (grad / avg)

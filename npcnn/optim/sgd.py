@@ -1,0 +1,48 @@
+"""Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay."""
+
+from .optimizer import Optimizer, check_non_negative
+
+
+class SGD(Optimizer):
+    """SGD, PyTorch's update rule.
+
+    For each parameter p with gradient g, at step t (buffer b, learning rate lr)::
+
+        g  <- g + weight_decay * p                                  (L2 penalty, if weight_decay)
+        b  <- g                                     at t = 1        (if momentum)
+        b  <- momentum * b + (1 - dampening) * g    at t > 1
+        g  <- g + momentum * b   if nesterov   else   b
+        p  <- p - lr * g
+
+    State per parameter: ``momentum_buffer`` (only when momentum != 0).
+    """
+
+    state_keys = ("momentum_buffer",)
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
+                        weight_decay=weight_decay)
+        super().__init__(params, defaults)
+
+    def _check_hyperparameters(self, group):
+        super()._check_hyperparameters(group)
+        for key in ("momentum", "dampening", "weight_decay"):
+            check_non_negative(self, group, key)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
+
+    def _update(self, p, grad, state, group):
+        lr, momentum = float(group["lr"]), float(group["momentum"])
+        weight_decay, dampening = float(group["weight_decay"]), float(group["dampening"])
+        if weight_decay != 0:
+            grad = grad + weight_decay * p.data
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = grad.copy()
+                state["momentum_buffer"] = buf
+            else:
+                buf *= momentum
+                buf += (1.0 - dampening) * grad
+            grad = grad + momentum * buf if group["nesterov"] else buf
+        p.data -= lr * grad

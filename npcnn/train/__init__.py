@@ -1,0 +1,8 @@
+"""Training: fit/evaluate, the Trainer, metrics, History, callbacks and checkpoints."""
+
+from .callbacks import Callback, EarlyStopping, LRLogger, ModelCheckpoint, NonFiniteLossError, TerminateOnNaN
+from .checkpoint import load_checkpoint, save_checkpoint
+from .history import History
+from .loop import Trainer, evaluate, fit, train_step
+from .metrics import Accuracy, ConfusionMatrix, Mean, accuracy, confusion_matrix, topk_accuracy
+from .progress import ProgressBar

@@ -1,0 +1,207 @@
+"""Callbacks: code that runs at fixed points of ``fit`` (early stopping, checkpoints, ...).
+
+A callback overrides any of the hooks below; each receives the :class:`~npcnn.train.Trainer`,
+whose ``model``, ``optimizer``, ``history``, ``epoch`` and ``stop_training`` it may read or set.
+``logs`` are the values of the batch or epoch ({"loss": ..., "accuracy": ..., "val_loss": ...}).
+"""
+
+import math
+import os
+
+from .. import backend
+
+
+class Callback:
+    def on_train_begin(self, trainer):
+        pass
+
+    def on_epoch_begin(self, trainer, epoch):
+        pass
+
+    def on_batch_begin(self, trainer, batch):
+        pass
+
+    def on_batch_end(self, trainer, batch, logs):
+        pass
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        pass
+
+    def on_train_end(self, trainer):
+        pass
+
+    def state_dict(self):
+        """What must survive a resume from a checkpoint (JSON-friendly)."""
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+def _monitored(name, logs, monitor):
+    if monitor not in logs:
+        raise KeyError(f"{name}: monitored value {monitor!r} is not among the logged values {sorted(logs)}"
+                       + (" (no val_loader was given to fit)" if monitor.startswith("val_") else ""))
+    return float(logs[monitor])
+
+
+class _Best:
+    """Tracks the best value of a monitored quantity ("min" or "max"; "auto" from its name)."""
+
+    def __init__(self, monitor, mode, min_delta=0.0):
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        self.monitor, self.mode, self.min_delta = monitor, mode, abs(float(min_delta))
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def improves(self, value):
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+
+    With ``restore_best_weights`` the model ends with the weights of its best epoch (kept in
+    memory, so they do not survive a resume).
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=5, mode="auto", restore_best_weights=False,
+                 verbose=0):
+        self.tracker = _Best(monitor, mode, min_delta)
+        self.patience, self.restore_best_weights, self.verbose = int(patience), bool(restore_best_weights), verbose
+        self.wait, self.stopped_epoch, self.best_weights = 0, None, None
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        value = _monitored("EarlyStopping", logs, self.tracker.monitor)
+        if self.tracker.improves(value):
+            self.tracker.best, self.wait = value, 0
+            if self.restore_best_weights:
+                self.best_weights = {k: v.copy() for k, v in trainer.model.state_dict().items()}
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            trainer.stop_training, self.stopped_epoch = True, epoch
+            if self.verbose:
+                print(f"EarlyStopping: {self.tracker.monitor} has not improved for {self.wait} epochs; "
+                      f"stopping after epoch {epoch} (best {self.tracker.best:.6g})")
+
+    def on_train_end(self, trainer):
+        if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch is not None:
+            trainer.model.load_state_dict(self.best_weights)
+
+    def state_dict(self):
+        return {"best": self.tracker.best, "wait": self.wait}
+
+    def load_state_dict(self, state):
+        self.tracker.best, self.wait = float(state["best"]), int(state["wait"])
+
+
+class ModelCheckpoint(Callback):
+    """After each epoch write ``<dirpath>/last.npz`` and, when ``monitor`` improved, ``best.npz``.
+
+    Both are full checkpoints (:func:`npcnn.train.save_checkpoint`), written atomically;
+    ``fit(..., resume_from=".../last.npz")`` continues the run.
+    """
+
+    def __init__(self, dirpath, monitor="val_loss", mode="auto", save_best=True, save_last=True,
+                 best_name="best.npz", last_name="last.npz"):
+        self.dirpath = os.fspath(dirpath)
+        self.tracker = _Best(monitor, mode)
+        self.save_best, self.save_last = bool(save_best), bool(save_last)
+        self.best_path = os.path.join(self.dirpath, best_name)
+        self.last_path = os.path.join(self.dirpath, last_name)
+
+    def on_train_begin(self, trainer):
+        os.makedirs(self.dirpath, exist_ok=True)
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.save_best:
+            value = _monitored("ModelCheckpoint", logs, self.tracker.monitor)
+            if self.tracker.improves(value):
+                self.tracker.best = value
+                trainer.save_checkpoint(self.best_path)
+        if self.save_last:
+            trainer.save_checkpoint(self.last_path)
+
+    def state_dict(self):
+        return {"best": self.tracker.best}
+
+    def load_state_dict(self, state):
+        self.tracker.best = float(state["best"])
+
+
+class LRLogger(Callback):
+    """Record the learning rate of group 0 at every batch (``per_batch=True``) or epoch in
+    ``self.lrs``; with ``verbose`` print each change. (The epoch's rate is also in the History.)"""
+
+    def __init__(self, per_batch=False, verbose=0):
+        self.per_batch, self.verbose, self.lrs = bool(per_batch), verbose, []
+
+    def _record(self, trainer):
+        lr = float(trainer.optimizer.param_groups[0]["lr"])
+        if self.verbose and self.lrs and lr != self.lrs[-1]:
+            print(f"LRLogger: learning rate {self.lrs[-1]:.6g} -> {lr:.6g}")
+        self.lrs.append(lr)
+
+    def on_batch_begin(self, trainer, batch):
+        if self.per_batch:
+            self._record(trainer)
+
+    def on_epoch_begin(self, trainer, epoch):
+        if not self.per_batch:
+            self._record(trainer)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised by :class:`TerminateOnNaN` when the loss becomes NaN or infinite."""
+
+
+class TerminateOnNaN(Callback):
+    """Stop training with a clear error as soon as a batch's loss is NaN or infinite.
+
+    The message names the epoch and batch. With ``anomaly_detection=True`` a forward hook on
+    every module also records which layer's output first became non-finite in that batch (a
+    check per layer per batch: slower, for debugging).
+    """
+
+    def __init__(self, anomaly_detection=False):
+        self.anomaly_detection = bool(anomaly_detection)
+        self.handles, self.first_bad = [], None
+
+    def on_train_begin(self, trainer):
+        if self.anomaly_detection:
+            for name, module in trainer.model.named_modules():
+                self.handles.append(module.register_forward_hook(self._make_hook(name or type(module).__name__)))
+
+    def _make_hook(self, name):
+        def hook(module, inputs, output):
+            if self.first_bad is None and hasattr(output, "dtype"):
+                if not bool(backend.get_array_module(output).isfinite(output).all()):
+                    self.first_bad = f"{name} ({type(module).__name__})"
+        return hook
+
+    def on_batch_begin(self, trainer, batch):
+        self.first_bad = None
+
+    def on_batch_end(self, trainer, batch, logs):
+        loss = float(logs["loss"])
+        if math.isfinite(loss):
+            return
+        message = f"TerminateOnNaN: the loss is {loss} at epoch {trainer.current_epoch}, batch {batch}"
+        if self.anomaly_detection:
+            message += (f"; the first layer whose output went non-finite is {self.first_bad}" if self.first_bad
+                        else "; every layer's output was finite (the loss itself overflowed)")
+        else:
+            message += "; rerun with TerminateOnNaN(anomaly_detection=True) to find the first bad layer"
+        self.on_train_end(trainer)
+        trainer.stop_training = True
+        raise NonFiniteLossError(message)
+
+    def on_train_end(self, trainer):
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []

@@ -1,0 +1,107 @@
+"""Training checkpoints: everything needed to resume a run bit for bit, in one ``.npz`` file.
+
+A checkpoint holds the model's parameters and buffers, the optimizer's hyperparameters and
+buffers, the scheduler, the epoch, npcnn's random generator state, the loader's shuffling state
+(when the loader has ``state_dict()``), the History and any extra JSON-friendly values.
+
+Layout (``np.load(path, allow_pickle=False)`` reads it; nothing in it is code):
+
+    "model/<name>"        each parameter and buffer
+    "optimizer/<n>" ...   each array found inside the optimizer's or scheduler's state dict
+    "__meta__"            a 0-d string array: JSON of every non-array value, where each array
+                          appears as {"__array__": "<its key>"}
+
+The file is written atomically (:func:`npcnn.serialization.atomic_write`): a crash while saving
+leaves the previous checkpoint as it was.
+"""
+
+import json
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import backend, serialization
+
+FORMAT = "npcnn-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, history=None, loader=None, extra=None):
+    """Write a checkpoint of a training run to ``path`` (a ``.npz`` file), atomically."""
+    if os.path.splitext(os.fspath(path))[1].lower() != ".npz":
+        raise ValueError(f"save_checkpoint: {os.fspath(path)!r}: checkpoints are .npz files")
+    arrays = OrderedDict((f"model/{k}", backend.to_numpy(v)) for k, v in model.state_dict().items())
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "epoch": int(epoch),
+        "optimizer": None if optimizer is None else _pack(optimizer.state_dict(), "optimizer", arrays),
+        "scheduler": None if scheduler is None else _pack(scheduler.state_dict(), "scheduler", arrays),
+        "rng": backend.get_rng_state() if backend.get_backend() == "numpy" else None,
+        "loader": _pack(loader.state_dict(), "loader", arrays) if hasattr(loader, "state_dict") else None,
+        "history": None if history is None else history.state_dict(),
+        "extra": None if extra is None else _pack(extra, "extra", arrays),
+    }
+    arrays["__meta__"] = np.array(json.dumps(meta))
+    # looked up at call time, so a test can make the writer fail halfway
+    serialization.atomic_write(path, lambda f: serialization._write_npz(f, arrays))
+
+
+def load_checkpoint(path, model=None, optimizer=None, scheduler=None, loader=None, history=None,
+                    restore_rng=True, strict=True):
+    """Restore what a checkpoint holds into the objects given; return the rest as a dict.
+
+    The dict has ``epoch``, ``extra``, ``history`` (a state dict) and ``model`` (the model's
+    ``{name: array}``). Asking to restore something the checkpoint lacks is an error.
+    """
+    with np.load(os.fspath(path), allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    if "__meta__" not in arrays:
+        raise ValueError(f"{os.fspath(path)!r} is not an npcnn checkpoint (no '__meta__' entry)")
+    meta = json.loads(str(arrays.pop("__meta__")))
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise ValueError(f"{os.fspath(path)!r}: unsupported checkpoint format {meta.get('format')!r} "
+                         f"version {meta.get('version')!r}")
+    model_state = OrderedDict((k[len("model/"):], v) for k, v in arrays.items() if k.startswith("model/"))
+    if model is not None:
+        model.load_state_dict(model_state, strict=strict)
+    for name, target in (("optimizer", optimizer), ("scheduler", scheduler), ("loader", loader)):
+        if target is None or (name == "loader" and not hasattr(target, "load_state_dict")):
+            continue
+        if meta[name] is None:
+            raise KeyError(f"load_checkpoint: the checkpoint holds no {name} state")
+        target.load_state_dict(_unpack(meta[name], arrays))
+    if history is not None and meta["history"] is not None:
+        history.load_state_dict(meta["history"])
+    if restore_rng and meta["rng"] is not None and backend.get_backend() == "numpy":
+        backend.set_rng_state(meta["rng"])
+    extra = None if meta["extra"] is None else _unpack(meta["extra"], arrays)
+    return {"epoch": meta["epoch"], "extra": extra, "history": meta["history"], "model": model_state}
+
+
+def _pack(value, key, arrays):
+    """A JSON-friendly copy of ``value``; arrays move into ``arrays`` under keys from ``key``."""
+    if isinstance(value, dict):
+        return {str(k): _pack(v, f"{key}/{k}", arrays) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_pack(v, f"{key}/{i}", arrays) for i, v in enumerate(value)]
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        arrays[key] = backend.to_numpy(value)
+        return {"__array__": key}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"save_checkpoint: cannot store {type(value).__name__} at '{key}'; "
+                    "only arrays, numbers, strings, lists and dicts")
+
+
+def _unpack(value, arrays):
+    if isinstance(value, dict):
+        if set(value) == {"__array__"}:
+            return arrays[value["__array__"]]
+        return {k: _unpack(v, arrays) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unpack(v, arrays) for v in value]
+    return value
