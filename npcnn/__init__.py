@@ -13,6 +13,4 @@ from .backend import (
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .serialization import load, save
 
-from . import models  # noqa: E402  (after nn, which the models are built from)
-
 __version__ = "0.1.0"
