@@ -21,21 +21,6 @@ _DATASET_STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
 
-_CIFAR_SIZED = ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-                "plain20", "plain32", "plain44", "plain56", "plain110")
-
-
-def default_input_shape(name, in_channels=3):
-    """The input a model is built for (without the batch dimension)."""
-    if name == "lenet5":
-        return (1, 32, 32)
-    if name in _CIFAR_SIZED:
-        return (in_channels, 32, 32)
-    if name == "fcn_tiny":
-        return (in_channels, 64, 64)
-    return (in_channels, 224, 224)
-
-
 # ----------------------------------------------------------------------------- train
 
 
@@ -93,7 +78,7 @@ def cmd_train(args):
     npcnn.manual_seed(args.seed)
     train_set, test_set = load_dataset(args.dataset, args.data_root)
     channels = train_set.images.shape[1]
-    size = 32 if args.model in ("lenet5",) + _CIFAR_SIZED else train_set.images.shape[-1]
+    size = max(models.input_shape(args.model)[-1], train_set.images.shape[-1])  # LeNet-5: 28 -> 32
     train_x, test_x = pad_to(train_set.images, size), pad_to(test_set.images, size)
     train_y, test_y = train_set.labels, test_set.labels
     if args.subset:
@@ -153,7 +138,7 @@ def cmd_summary(args):
     from . import models
 
     model = models.get_model(args.model)
-    shape = tuple(args.input_shape) if args.input_shape else default_input_shape(args.model)
+    shape = tuple(args.input_shape) if args.input_shape else models.input_shape(args.model)
     models.summary(model, shape)
 
 

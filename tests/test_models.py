@@ -283,12 +283,12 @@ def _kink_margin(module, x):
     margins = []
 
     def hook(layer, inputs, output):
-        kinks = (0.0, 6.0) if isinstance(layer, models.ReLU6) else (0.0,)
+        kinks = (0.0, 6.0) if isinstance(layer, nn.ReLU6) else (0.0,)
         margins.append(min(float(np.abs(inputs[0] - k).min()) for k in kinks))
 
     probe = copy.deepcopy(module).to(np.float64)
     for m in probe.modules():
-        if isinstance(m, (nn.ReLU, models.ReLU6)):
+        if isinstance(m, (nn.ReLU, nn.ReLU6)):
             m.register_forward_hook(hook)
     with npcnn.no_grad():
         probe(*[np.asarray(a, dtype=np.float64) for a in (x if isinstance(x, tuple) else (x,))])
@@ -397,7 +397,7 @@ def test_inverted_residual_gradcheck(float64, inp, oup, stride, t):
 
 
 def test_relu6():
-    layer = models.ReLU6()
+    layer = nn.ReLU6()
     x = np.array([-1.0, 0.5, 5.5, 7.0], dtype=np.float32)
     out = layer(x)
     np.testing.assert_array_equal(out, [0.0, 0.5, 5.5, 6.0])

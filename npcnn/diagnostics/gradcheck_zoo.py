@@ -173,7 +173,7 @@ GRADCHECK_CASES = [
     # exactly 0, ReLU6's kink. Training-mode BN is checked in the other blocks.
     GradcheckCase("InvertedResidual expand 6, residual (eval, random BN)",
                   lambda: _random_batchnorm_eval(mobilenet.InvertedResidual(4, 4, 1, 6)), (2, 4, 5, 5)),
-    GradcheckCase("ReLU6", lambda: mobilenet.ReLU6(), (4, 7)),
+    GradcheckCase("ReLU6", lambda: nn.ReLU6(), (4, 7)),
     GradcheckCase("BasicConv2d", lambda: BasicConv2d(3, 4, kernel_size=3, padding=1), (2, 3, 5, 5)),
     GradcheckCase("Inception", lambda: Inception(4, 2, 2, 3, 1, 2, 2), (2, 4, 5, 5)),
     GradcheckCase("DenseLayer", lambda: densenet.DenseLayer(4, 3, 2), (2, 4, 5, 5)),

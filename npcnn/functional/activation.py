@@ -21,6 +21,15 @@ def relu_backward(dout, mask):
     return dout * mask
 
 
+def relu6_forward(x):
+    """out = min(max(x, 0), 6); the cache is the mask 0 < x < 6 where the slope is 1."""
+    return x.clip(0.0, 6.0), (x > 0) & (x < 6)
+
+
+def relu6_backward(dout, mask):
+    return dout * mask
+
+
 def leaky_relu_forward(x, negative_slope=0.01):
     mask = x > 0
     xp = get_array_module(x)

@@ -22,8 +22,8 @@ from .fcn import FCN8s, SkipFusion, bilinear_kernel_, convolutionize, fcn8s, fcn
 from .googlenet import BasicConv2d, GoogLeNet, Inception, googlenet
 from .lenet import LeNet5, lenet5
 from .mlp import mlp
-from .mobilenet import InvertedResidual, MobileNetV2, ReLU6, mobilenet_v2
-from .profile import LayerProfile, Profile, layer_macs, profile, summary
+from .mobilenet import InvertedResidual, MobileNetV2, mobilenet_v2
+from ..nn.summary import LayerProfile, Profile, layer_macs, profile, summary
 from .resnet import (
     BasicBlock,
     Bottleneck,

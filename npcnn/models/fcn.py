@@ -25,7 +25,7 @@ import copy
 
 from .. import backend, nn
 from ..grad_mode import no_grad
-from .profile import model_dtype
+from ..nn.summary import model_dtype
 from .vgg import vgg16
 
 

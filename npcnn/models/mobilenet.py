@@ -12,7 +12,6 @@ torchvision's layout and keys (``features.0.0`` conv, ``features.0.1`` BN,
 from collections import OrderedDict
 
 from .. import nn
-from ..nn.validation import check_float
 
 # t (expansion), c (output channels), n (repeats), s (stride of the first): the paper's Table 2
 INVERTED_RESIDUAL_SETTING = [
@@ -26,26 +25,13 @@ INVERTED_RESIDUAL_SETTING = [
 ]
 
 
-class ReLU6(nn.Module):
-    """out = min(max(x, 0), 6);  dx = dout * [0 < x < 6]  (a bounded ReLU, robust in low precision)."""
-
-    def forward(self, x):
-        check_float("ReLU6", x)
-        mask = (x > 0) & (x < 6)
-        self.save_for_backward(mask)
-        return x.clip(0.0, 6.0)
-
-    def backward(self, dout):
-        return dout * self.pop_saved()
-
-
 def conv_bn_relu6(in_channels, out_channels, kernel_size=3, stride=1, groups=1):
     """torchvision's Conv2dNormActivation: conv (no bias, "same" padding) - BN - ReLU6, keys 0, 1."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=(kernel_size - 1) // 2,
                   groups=groups, bias=False),
         nn.BatchNorm2d(out_channels),
-        ReLU6(),
+        nn.ReLU6(),
     )
 
 

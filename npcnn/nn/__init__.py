@@ -1,7 +1,7 @@
 """Layers with explicit forward and backward passes, PyTorch's names and layouts."""
 
 from . import init, utils
-from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, Softmax, Tanh
 from .blocks import SqueezeExcitation
 from .composition import Add, Concat, Residual
 from .container import Flatten, Identity, ModuleList, Reshape, Sequential

@@ -19,6 +19,19 @@ class ReLU(Module):
         return F.relu_backward(dout, self.pop_saved())
 
 
+class ReLU6(Module):
+    """out = min(max(x, 0), 6);  dx = dout * [0 < x < 6]  (MobileNet's bounded ReLU)."""
+
+    def forward(self, x):
+        check_float("ReLU6", x)
+        out, mask = F.relu6_forward(x)
+        self.save_for_backward(mask)
+        return out
+
+    def backward(self, dout):
+        return F.relu6_backward(dout, self.pop_saved())
+
+
 class LeakyReLU(Module):
     """out = x if x > 0 else slope * x;  dx = dout if x > 0 else slope * dout."""
 

@@ -340,7 +340,8 @@ class Module:
         return "\n".join(lines) + "\n)"
 
     def summary(self, input_shape, file=None):
-        """Print (and return) a table of layers, output shapes and parameter counts.
+        """Print the table of layers, output shapes, parameters and multiply-accumulates, and
+        return it as a :class:`npcnn.nn.summary.Profile`.
 
         ``input_shape`` leaves out the batch dimension, e.g. ``(1, 32, 32)`` for LeNet-5.
         """
