@@ -6,7 +6,29 @@ from .module import Module
 from .validation import check_ndim
 
 
-class Sequential(Module):
+class ModuleList(Module):
+    """A list of modules whose parameters are registered (children named "0", "1", ...)."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for module in modules:
+            self.append(module)
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, index):
+        return list(self._modules.values())[index]
+
+
+class Sequential(ModuleList):
     """Layers applied in order; backward runs them in reverse.
 
     forward:  x -> m_1(x) -> m_2(...) -> ... -> m_n(...)
@@ -35,44 +57,12 @@ class Sequential(Module):
             dout = module.backward(dout)
         return dout
 
-    def append(self, module):
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
     def __getitem__(self, index):
         if isinstance(index, slice):
             return Sequential(OrderedDict(list(self._modules.items())[index]))
         if isinstance(index, str):
             return self._modules[index]
-        return list(self._modules.values())[index]
-
-
-class ModuleList(Module):
-    """A list of modules whose parameters are registered (children named "0", "1", ...)."""
-
-    def __init__(self, modules=()):
-        super().__init__()
-        for module in modules:
-            self.append(module)
-
-    def append(self, module):
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, index):
-        return list(self._modules.values())[index]
+        return super().__getitem__(index)
 
 
 class Identity(Module):

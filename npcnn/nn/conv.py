@@ -121,7 +121,46 @@ def _conv2d_backward(algo, dout, cache, need_dw):
     return dx, dw, (db if has_bias else None)
 
 
-class Conv2d(Module):
+class _ConvNd(Module):
+    """What Conv1d and Conv2d share: arguments, checks, parameters (PyTorch's default init), repr."""
+
+    def __init__(self, dims, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                 padding_mode, algo):
+        super().__init__()
+        name = type(self).__name__
+        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
+        _check_channels(name, self.in_channels, self.out_channels, self.groups)
+        self.kernel_size = _tuple(kernel_size, dims, "kernel_size", name)
+        self.stride = _tuple(stride, dims, "stride", name)
+        self.dilation = _tuple(dilation, dims, "dilation", name)
+        self.padding = padding if isinstance(padding, str) else _tuple(padding, dims, "padding", name)
+        self._pads = _resolve_padding(padding, self.kernel_size, self.stride, self.dilation, name)
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        if algo not in ALGORITHMS:
+            raise ValueError(f"{name}: algo must be one of {ALGORITHMS}, got {algo!r}")
+        self.padding_mode, self.algo, self.algo_used = padding_mode, algo, None
+        xp, dtype = backend.xp(), backend.get_default_dtype()
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        self.weight = Parameter(xp.empty(shape, dtype=dtype))
+        self.bias = Parameter(xp.empty(self.out_channels, dtype=dtype)) if bias else None
+        init.default_weight_and_bias_(self.weight, self.bias)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+             f"padding={self.padding}")
+        if any(d != 1 for d in self.dilation):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s + (f", algo={self.algo}" if self.algo != "auto" else "")
+
+
+class Conv2d(_ConvNd):
     """2-D convolution (cross-correlation) over images.
 
     Shapes: x (N, C_in, H, W) -> out (N, C_out, Ho, Wo); weight (C_out, C_in/groups, kh, kw),
@@ -143,25 +182,8 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, padding_mode="zeros", algo="auto"):
-        super().__init__()
-        name = type(self).__name__
-        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        _check_channels(name, self.in_channels, self.out_channels, self.groups)
-        self.kernel_size = _tuple(kernel_size, 2, "kernel_size", name)
-        self.stride = _tuple(stride, 2, "stride", name)
-        self.dilation = _tuple(dilation, 2, "dilation", name)
-        self.padding = padding if isinstance(padding, str) else _tuple(padding, 2, "padding", name)
-        self._pads = _resolve_padding(padding, self.kernel_size, self.stride, self.dilation, name)
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
-        if algo not in ALGORITHMS:
-            raise ValueError(f"{name}: algo must be one of {ALGORITHMS}, got {algo!r}")
-        self.padding_mode, self.algo, self.algo_used = padding_mode, algo, None
-        xp, dtype = backend.xp(), backend.get_default_dtype()
-        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self.weight = Parameter(xp.empty(shape, dtype=dtype))
-        self.bias = Parameter(xp.empty(self.out_channels, dtype=dtype)) if bias else None
-        init.default_weight_and_bias_(self.weight, self.bias)
+        super().__init__(2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, algo)
 
     def forward(self, x):
         name = type(self).__name__
@@ -188,21 +210,7 @@ class Conv2d(Module):
             self.bias.accumulate_grad(db)
         return dx if pad_cache is None else pad_backward(dx, pad_cache)
 
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-             f"padding={self.padding}")
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode}"
-        return s + (f", algo={self.algo}" if self.algo != "auto" else "")
-
-
-class Conv1d(Module):
+class Conv1d(_ConvNd):
     """1-D convolution over sequences: Conv2d on (N, C, 1, L) with a 1 x k kernel.
 
     Shapes: x (N, C_in, L) -> out (N, C_out, Lo), Lo = floor((L + pl + pr - d(k-1) - 1) / s) + 1;
@@ -217,25 +225,8 @@ class Conv1d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, padding_mode="zeros", algo="auto"):
-        super().__init__()
-        name = type(self).__name__
-        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        _check_channels(name, self.in_channels, self.out_channels, self.groups)
-        self.kernel_size = _tuple(kernel_size, 1, "kernel_size", name)
-        self.stride = _tuple(stride, 1, "stride", name)
-        self.dilation = _tuple(dilation, 1, "dilation", name)
-        self.padding = padding if isinstance(padding, str) else _tuple(padding, 1, "padding", name)
-        self._pads = _resolve_padding(padding, self.kernel_size, self.stride, self.dilation, name)
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
-        if algo not in ALGORITHMS:
-            raise ValueError(f"{name}: algo must be one of {ALGORITHMS}, got {algo!r}")
-        self.padding_mode, self.algo, self.algo_used = padding_mode, algo, None
-        xp, dtype = backend.xp(), backend.get_default_dtype()
-        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self.weight = Parameter(xp.empty(shape, dtype=dtype))
-        self.bias = Parameter(xp.empty(self.out_channels, dtype=dtype)) if bias else None
-        init.default_weight_and_bias_(self.weight, self.bias)
+        super().__init__(1, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, algo)
 
     def forward(self, x):
         name = type(self).__name__
@@ -263,19 +254,6 @@ class Conv1d(Module):
             self.bias.accumulate_grad(db)
         dx = dx[:, :, 0, :]
         return dx if pad_cache is None else pad_backward(dx, pad_cache)
-
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-             f"padding={self.padding}")
-        if self.dilation != (1,):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode}"
-        return s + (f", algo={self.algo}" if self.algo != "auto" else "")
 
 
 class ConvTranspose2d(Module):
