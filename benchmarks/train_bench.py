@@ -22,6 +22,10 @@ a shared machine hits both alike; the median step time is reported.
     python benchmarks/train_bench.py --threads 1      # one BLAS / torch thread
 
 Not a test: timings on a shared machine are noisy; compare the ratios measured in one run.
+On a machine whose cores are busy with other processes, OpenBLAS's threads spin waiting for
+each other and two threads can be several times slower than one (measured here: LeNet-5 npcnn
+113 img/s with 2 threads against ~3,700 with ``--threads 1``, under a load average of ~5 on 2
+cores): compare with ``--threads 1`` before reading anything into a slow figure.
 """
 
 import argparse
