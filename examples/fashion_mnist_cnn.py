@@ -5,7 +5,7 @@
 
 The network: three stages of conv 3x3 (no bias) -> BatchNorm -> ReLU -> 2x2 max-pool, with
 32, 64, 128 channels on 28x28, 14x14, 7x7 maps, then a linear layer on the 128 x 3 x 3 features
-(about 105,000 parameters, ~7.4 M multiply-adds per image). Training: AdamW (weight decay
+(104,426 parameters, ~7.4 M multiply-adds per image). Training: AdamW (weight decay
 0.01) under a one-cycle schedule peaking at 3e-3, batch 128, with a random 28x28 crop of the
 image zero-padded by 2 and a random horizontal flip (both keep a garment's class), then
 standardization with the training set's mean and std.
