@@ -1,0 +1,118 @@
+"""A small VGG-style CNN on Fashion-MNIST, with augmentation: >= 91% test accuracy in minutes.
+
+    NPCNN_DATA=/path/to/data python examples/fashion_mnist_cnn.py            # 5 epochs, full data
+    python examples/fashion_mnist_cnn.py --epochs 1 --subset 2000            # a quick check
+
+The network: three stages of conv 3x3 (no bias) -> BatchNorm -> ReLU -> 2x2 max-pool, with
+32, 64, 128 channels on 28x28, 14x14, 7x7 maps, then a linear layer on the 128 x 3 x 3 features
+(104,426 parameters, ~7.4 M multiply-adds per image). Training: AdamW (weight decay
+0.01) under a one-cycle schedule peaking at 3e-3, batch 128, with a random 28x28 crop of the
+image zero-padded by 2 and a random horizontal flip (both keep a garment's class), then
+standardization with the training set's mean and std.
+
+Measured once with the default settings, on 2 cores shared with other training runs
+(load average ~5):
+
+    NPCNN_DATA=/work/shared/data OPENBLAS_NUM_THREADS=1 python examples/fashion_mnist_cnn.py
+    -> test accuracy 91.39% after 5 epochs, 934 s of training (val accuracy per epoch:
+       82.8, 86.3, 89.6, 91.3, 91.4%)
+
+The first two epochs ran at 180-300 images/s while the other runs took the cores; the last
+three at ~460 images/s (2m10s an epoch), which puts the whole run at ~11 minutes when the
+machine is not shared.
+
+On a machine whose cores are busy with other processes, a single BLAS thread
+(``OPENBLAS_NUM_THREADS=1``) was about 8x faster here than OpenBLAS's default two threads,
+which spin waiting for each other; on an idle machine leave the default.
+
+Writes ``model.npz`` (npcnn.save), ``history.json`` and ``curves.png`` (loss and accuracy per
+epoch, when matplotlib is installed) to ``--out``.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
+import npcnn
+from npcnn import nn
+from npcnn.cli import build_transforms, load_dataset, make_optimizer
+from npcnn.data import DataLoader
+from npcnn.data import transforms as T
+from npcnn.optim import lr_scheduler
+from npcnn.train import Trainer, evaluate
+
+
+def small_vgg(num_classes=10, in_channels=1, widths=(32, 64, 128)):
+    """[conv 3x3 -> BN -> ReLU -> max-pool 2x2] x 3 -> flatten -> linear, for 28x28 images."""
+    layers, c = [], in_channels
+    for w in widths:
+        layers += [nn.Conv2d(c, w, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+                   nn.MaxPool2d(2)]
+        c = w
+    side = 28 // 2 // 2 // 2  # 28 -> 14 -> 7 -> 3
+    return nn.Sequential(*layers, nn.Flatten(1), nn.Linear(c * side * side, num_classes))
+
+
+def make_loaders(subset, batch_size, seed, root=None):
+    """Train loader (augmented and standardized) and test loader (standardized) of uint8 images."""
+    train_set, test_set = load_dataset("fashion-mnist", root)
+    train = (train_set.images, train_set.labels)
+    test = (test_set.images, test_set.labels)
+    if subset:  # the first ``subset`` train and test images
+        train = tuple(a[:subset] for a in train)
+        test = tuple(a[:subset] for a in test)
+    _, normalize = build_transforms("fashion-mnist", augment=False, image_size=28)
+    augment = T.Compose([T.RandomCrop(28, padding=2), T.RandomHorizontalFlip(), normalize])
+    train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, seed=seed, transform=augment,
+                              to_float=True)
+    test_loader = DataLoader(test, batch_size=500, transform=normalize, to_float=True)
+    return train_loader, test_loader
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--subset", type=int, default=0, help="use only the first N train and N test images")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule")
+    parser.add_argument("--out", default="runs/fashion_mnist_cnn")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-root", default=None, help="folder with the dataset (else NPCNN_DATA, cache)")
+    parser.add_argument("--verbose", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    npcnn.manual_seed(args.seed)
+    train_loader, test_loader = make_loaders(args.subset, args.batch_size, args.seed, args.data_root)
+    model = small_vgg()
+    optimizer = make_optimizer("adamw", model.parameters(), args.lr, weight_decay=0.01)
+    scheduler = lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * len(train_loader))
+    trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, scheduler=scheduler, scheduler_interval="batch",
+                      verbose=args.verbose)
+
+    start = time.perf_counter()
+    history = trainer.fit(train_loader, args.epochs, val_loader=test_loader)
+    seconds = time.perf_counter() - start
+    accuracy = evaluate(model, test_loader)["accuracy"]
+
+    os.makedirs(args.out, exist_ok=True)
+    npcnn.save(model, os.path.join(args.out, "model.npz"))
+    history.to_json(os.path.join(args.out, "history.json"))
+    result = {"test_accuracy": accuracy, "train_seconds": round(seconds, 1), "epochs": args.epochs,
+              "train_images": len(train_loader.dataset), "test_images": len(test_loader.dataset)}
+    with open(os.path.join(args.out, "result.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    try:
+        history.plot(os.path.join(args.out, "curves.png"))
+    except ImportError:
+        print("(matplotlib is not installed: no curves.png)")
+    print(f"test accuracy {100 * accuracy:.2f}% after {args.epochs} epochs, {seconds:.0f} s of training; "
+          f"model and curves in {args.out}/")
+    return result
+
+
+if __name__ == "__main__":
+    main()
