@@ -41,17 +41,46 @@ def _channel_shape(x):
 # ----------------------------------------------------------------------------- batch norm
 
 
+def _per_channel(a):
+    """View of a (N, C, *spatial) as (N, C, S) so per-channel sums are contractions over n and s."""
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def _channel_sum(a, b=None):
+    """sum over (N, *spatial) of a (or of a * b, without materializing the product), shape (C,).
+
+    einsum over the (N, C, S) view is ~2x faster than ``a.sum(axis=(0, 2, 3))`` in NumPy and
+    fuses the product of the dot-product form."""
+    xp = get_array_module(a)
+    if b is None:
+        return xp.einsum("ncs->c", _per_channel(a))
+    return xp.einsum("ncs,ncs->c", _per_channel(a), _per_channel(b))
+
+
 def batch_norm_train_forward(x, gamma, beta, eps=1e-5):
     """Batch statistics per channel over (N, *spatial). x (N, C) or (N, C, L) or (N, C, H, W).
 
     Returns (out, cache, batch_mean (C,), batch_var (C,) biased); gamma/beta may be None.
+    Written as few full passes over x as possible (each costs about as much as a reduction):
+    centered = x - mu, xhat = centered * inv_std (kept for backward), out = xhat * gamma + beta
+    in place.
     """
     axes = (0,) + tuple(range(2, x.ndim))
-    xhat, inv_std, mean, var = _normalize(x, axes, eps)
-    out = xhat if gamma is None else xhat * gamma.reshape(_channel_shape(x))
-    if beta is not None:
-        out = out + beta.reshape(_channel_shape(x))
-    return out, ("train", xhat, inv_std, gamma, axes), mean.reshape(-1), var.reshape(-1)
+    shape = _channel_shape(x)
+    m = x.size // x.shape[1]
+    mean = _channel_sum(x) / m
+    centered = x - mean.reshape(shape)
+    var = _channel_sum(centered, centered) / m
+    inv_std = 1.0 / (var + eps) ** 0.5
+    xhat = centered
+    xhat *= inv_std.reshape(shape)  # centered is a fresh array: scale it in place
+    if gamma is None and beta is None:
+        out = xhat
+    else:
+        out = xhat * (1.0 if gamma is None else gamma.reshape(shape))
+        if beta is not None:
+            out += beta.reshape(shape)
+    return out, ("train", xhat, inv_std.reshape(shape), gamma, axes), mean, var
 
 
 def batch_norm_eval_forward(x, gamma, beta, running_mean, running_var, eps=1e-5):
@@ -75,15 +104,19 @@ def batch_norm_backward(dout, cache):
         dx = gamma * inv_std * dout
     """
     mode, xhat, inv_std, gamma, axes = cache
-    shape = (1, dout.shape[1]) + (1,) * (dout.ndim - 2)
-    dbeta = dout.sum(axis=axes)
-    dgamma = (dout * xhat).sum(axis=axes)
+    shape = _channel_shape(dout)
+    dbeta = _channel_sum(dout)
+    dgamma = _channel_sum(dout, xhat)
     scale = inv_std if gamma is None else gamma.reshape(shape) * inv_std
     if mode == "eval":
-        dx = scale * dout
+        dx = dout * scale
     else:
+        # dx = scale * (dout - dbeta/M - xhat * dgamma/M), one allocation and in-place updates
         m = float(dout.size // dout.shape[1])
-        dx = (scale / m) * (m * dout - dbeta.reshape(shape) - xhat * dgamma.reshape(shape))
+        dx = xhat * (dgamma.reshape(shape) / -m)
+        dx += dout
+        dx -= dbeta.reshape(shape) / m
+        dx *= scale
     if gamma is None:
         return dx, None, None
     return dx, dgamma, dbeta
