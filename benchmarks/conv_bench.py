@@ -46,6 +46,9 @@ SHAPES = {
     "alexnet_conv1": (16, 3, 227, 227, 96, 11, 4, 0),
     "resnet_stem": (16, 3, 224, 224, 64, 7, 2, 3),
     "bottleneck1x1": (16, 256, 56, 56, 64, 1, 1, 0),
+    # large kernels at stride 1, where the FFT's cost no longer grows with the kernel area
+    "k7_stride1": (16, 32, 64, 64, 32, 7, 1, 3),
+    "k11_stride1": (16, 32, 64, 64, 32, 11, 1, 5),
 }
 
 
