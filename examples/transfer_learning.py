@@ -175,8 +175,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.quick:
-        cfg = dict(pretrain=8000, pretrain_epochs=1, sizes=[100, 1000], test=1000, transfer_n=100, batch=32,
-                   steps=lambda n: 100)
+        cfg = dict(pretrain=8000, pretrain_epochs=1, sizes=[100, 1000, 10000], test=1000, transfer_n=100, batch=32,
+                   steps=lambda n: max(100, n // 16))  # 10,000 labels: 625 steps = 2 passes
     else:
         cfg = dict(pretrain=60000, pretrain_epochs=3, sizes=[100, 1000, 10000], test=10000, transfer_n=1000,
                    batch=64, steps=lambda n: max(300, 10 * n // 64))
