@@ -108,7 +108,7 @@ def test_round_trip_npcnn_to_torch_and_back_is_exact(tmp_path):
 
 @pytest.mark.parametrize("name", ["resnet18", "vgg16"])
 def test_torchvision_architectures_load(name, rng):
-    """The recipe of docs/visualization_and_transfer.md: a torchvision state_dict loads as is
+    """The recipe of the README ("Weight exchange with PyTorch"): a torchvision state_dict loads as is
     (random weights here; the pretrained ones need a download)."""
     torch = torch_or_skip()
     torchvision = pytest.importorskip("torchvision", reason="torchvision is not installed")

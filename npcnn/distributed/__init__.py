@@ -4,7 +4,7 @@ Every rank holds a full replica of the model and trains on its own share of each
 gradients are averaged with an all-reduce before each step, so R ranks with batch B/R each
 train like one process with batch B. mpi4py is imported only by :func:`init`, and only when
 the process was started by ``mpirun``; otherwise the world is a single process and everything
-here is a no-op, so the same script runs with and without MPI. See docs/distributed.md.
+here is a no-op, so the same script runs with and without MPI. See the README, "Training on many machines".
 """
 
 from .comm import (
