@@ -34,9 +34,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import npcnn
 from npcnn import models, nn
-from npcnn.cli import build_transforms, make_optimizer
-from npcnn.data import DataLoader, DatasetNotFoundError, cifar10
-from npcnn.data import transforms as T
+from npcnn.cli import make_loaders, make_optimizer
+from npcnn.data import DatasetNotFoundError, cifar10
 from npcnn.optim import lr_scheduler
 from npcnn.train import ModelCheckpoint, Trainer, evaluate
 
@@ -53,21 +52,6 @@ def load_cifar10(root=None, download=True):
         return cifar10(root=root, train=True, download=download), cifar10(root=root, train=False, download=download)
     except DatasetNotFoundError as err:
         raise SystemExit(f"{HOW_TO_GET_CIFAR}\n\n({err})") from None
-
-
-def make_loaders(train_set, test_set, subset=0, batch_size=128, seed=0):
-    """Augmented, standardized train loader; standardized test loader (uint8 images in memory)."""
-    train = (train_set.images, train_set.labels)
-    test = (test_set.images, test_set.labels)
-    if subset:  # the first ``subset`` train and test images
-        train = tuple(a[:subset] for a in train)
-        test = tuple(a[:subset] for a in test)
-    _, normalize = build_transforms("cifar10", augment=False, image_size=32)
-    augment = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), normalize])
-    train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, seed=seed, transform=augment,
-                              to_float=True)
-    test_loader = DataLoader(test, batch_size=500, transform=normalize, to_float=True)
-    return train_loader, test_loader
 
 
 def make_scheduler(optimizer, schedule, epochs, steps_per_epoch):
@@ -103,7 +87,9 @@ def main(argv=None):
 
     npcnn.manual_seed(args.seed)
     train_set, test_set = load_cifar10(args.data_root, download=not args.no_download)
-    train_loader, test_loader = make_loaders(train_set, test_set, args.subset, args.batch_size, args.seed)
+    # random crop (zero padding 4) + horizontal flip, standardized with CIFAR-10's channel statistics
+    train_loader, test_loader = make_loaders(train_set, test_set, "cifar10", args.batch_size, args.seed, augment=True,
+                                             crop_padding=4, subset=args.subset, test_subset=args.subset)
     model = models.get_model(f"resnet{args.depth}", num_classes=len(train_set.classes))
     optimizer = make_optimizer("sgd", model.parameters(), args.lr, args.weight_decay)
     scheduler = make_scheduler(optimizer, args.schedule, args.epochs, len(train_loader))

@@ -39,9 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import npcnn
 from npcnn import nn
-from npcnn.cli import build_transforms, load_dataset, make_optimizer
-from npcnn.data import DataLoader
-from npcnn.data import transforms as T
+from npcnn.cli import load_dataset, make_loaders, make_optimizer
 from npcnn.optim import lr_scheduler
 from npcnn.train import Trainer, evaluate
 
@@ -57,20 +55,11 @@ def small_vgg(num_classes=10, in_channels=1, widths=(32, 64, 128)):
     return nn.Sequential(*layers, nn.Flatten(1), nn.Linear(c * side * side, num_classes))
 
 
-def make_loaders(subset, batch_size, seed, root=None):
-    """Train loader (augmented and standardized) and test loader (standardized) of uint8 images."""
+def fashion_loaders(subset, batch_size, seed, root=None):
+    """Train loader (random crop with padding 2, horizontal flip, standardized) and test loader."""
     train_set, test_set = load_dataset("fashion-mnist", root)
-    train = (train_set.images, train_set.labels)
-    test = (test_set.images, test_set.labels)
-    if subset:  # the first ``subset`` train and test images
-        train = tuple(a[:subset] for a in train)
-        test = tuple(a[:subset] for a in test)
-    _, normalize = build_transforms("fashion-mnist", augment=False, image_size=28)
-    augment = T.Compose([T.RandomCrop(28, padding=2), T.RandomHorizontalFlip(), normalize])
-    train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, seed=seed, transform=augment,
-                              to_float=True)
-    test_loader = DataLoader(test, batch_size=500, transform=normalize, to_float=True)
-    return train_loader, test_loader
+    return make_loaders(train_set, test_set, "fashion-mnist", batch_size, seed, augment=True, crop_padding=2,
+                        subset=subset, test_subset=subset)
 
 
 def main(argv=None):
@@ -86,7 +75,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     npcnn.manual_seed(args.seed)
-    train_loader, test_loader = make_loaders(args.subset, args.batch_size, args.seed, args.data_root)
+    train_loader, test_loader = fashion_loaders(args.subset, args.batch_size, args.seed, args.data_root)
     model = small_vgg()
     optimizer = make_optimizer("adamw", model.parameters(), args.lr, weight_decay=0.01)
     scheduler = lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * len(train_loader))

@@ -15,8 +15,8 @@ import time
 
 import npcnn
 from npcnn import models, nn, optim
-from npcnn.cli import build_transforms, pad_to
-from npcnn.data import DataLoader, mnist
+from npcnn.cli import make_loaders
+from npcnn.data import mnist
 from npcnn.train import ModelCheckpoint, Trainer, evaluate
 
 
@@ -39,14 +39,8 @@ def main(argv=None):
     # 1. Data: 60,000 training and 10,000 test digits, uint8 (N, 1, 28, 28), zero-padded to the
     #    32 x 32 field LeNet-5 was designed for; converted to float and standardized per batch.
     train_set, test_set = mnist(root=args.data_root, train=True), mnist(root=args.data_root, train=False)
-    train_x, test_x = pad_to(train_set.images, 32), pad_to(test_set.images, 32)
-    train_y = train_set.labels
-    if args.subset:
-        train_x, train_y = train_x[:args.subset], train_y[:args.subset]
-    standardize, _ = build_transforms("mnist", augment=False, image_size=32)
-    train_loader = DataLoader((train_x, train_y), batch_size=args.batch_size, shuffle=True, seed=args.seed,
-                              transform=standardize, to_float=True)
-    test_loader = DataLoader((test_x, test_set.labels), batch_size=1000, transform=standardize, to_float=True)
+    train_loader, test_loader = make_loaders(train_set, test_set, "mnist", args.batch_size, args.seed, image_size=32,
+                                             subset=args.subset, test_batch_size=1000)
 
     # 2. The network (61,706 parameters), its loss, optimizer and learning-rate schedule.
     model = models.lenet5()

@@ -34,18 +34,21 @@ def load_dataset(name, root=None):
     return loaders[name](root=root, train=True), loaders[name](root=root, train=False)
 
 
-def build_transforms(dataset, augment, image_size):
-    """Per-batch transforms: optional augmentation, then standardization with the dataset's stats."""
+def build_transforms(dataset, augment, image_size, crop_padding=None):
+    """(train, test) per-batch transforms: optional augmentation — a random crop with zero padding
+    (``crop_padding``, default image_size // 8, at least 2) and, except for digits, a horizontal
+    flip — then standardization with the dataset's statistics."""
     from .data import transforms as T
 
     mean, std = _DATASET_STATS[dataset]
+    normalize = T.Normalize(mean, std)
     steps = []
     if augment:
-        steps.append(T.RandomCrop(image_size, padding=max(2, image_size // 8)))
-        if dataset == "cifar10":
+        padding = max(2, image_size // 8) if crop_padding is None else crop_padding
+        steps.append(T.RandomCrop(image_size, padding=padding))
+        if dataset != "mnist":  # a mirrored shirt or truck keeps its class; a mirrored digit may not
             steps.append(T.RandomHorizontalFlip())
-    steps.append(T.Normalize(mean, std))
-    return T.Compose(steps), T.Normalize(mean, std)
+    return T.Compose(steps + [normalize]), normalize
 
 
 def pad_to(images, size):
@@ -54,6 +57,27 @@ def pad_to(images, size):
     if pad <= 0:
         return images
     return np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+
+
+def make_loaders(train_set, test_set, dataset, batch_size=128, seed=0, augment=False, image_size=None,
+                 crop_padding=None, subset=0, test_subset=0, test_batch_size=500):
+    """(train, test) DataLoaders over uint8 images kept in memory, converted to float and
+    standardized per batch; the train loader shuffles (and augments). Images are zero-padded to
+    ``image_size``; ``subset`` / ``test_subset`` keep the first N training / test images."""
+    from .data import DataLoader
+
+    size = image_size or train_set.images.shape[-1]
+    train = (pad_to(train_set.images, size), train_set.labels)
+    test = (pad_to(test_set.images, size), test_set.labels)
+    if subset:
+        train = tuple(a[:subset] for a in train)
+    if test_subset:
+        test = tuple(a[:test_subset] for a in test)
+    train_tf, test_tf = build_transforms(dataset, augment, size, crop_padding)
+    train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, seed=seed, transform=train_tf,
+                              to_float=True)
+    test_loader = DataLoader(test, batch_size=test_batch_size, transform=test_tf, to_float=True)
+    return train_loader, test_loader
 
 
 def make_optimizer(name, params, lr, weight_decay):
@@ -71,22 +95,15 @@ def make_optimizer(name, params, lr, weight_decay):
 def cmd_train(args):
     import npcnn
     from . import models, nn
-    from .data import DataLoader
     from .optim import lr_scheduler
     from .train import ModelCheckpoint, Trainer, evaluate
 
     npcnn.manual_seed(args.seed)
     train_set, test_set = load_dataset(args.dataset, args.data_root)
-    channels = train_set.images.shape[1]
     size = max(models.input_shape(args.model)[-1], train_set.images.shape[-1])  # LeNet-5: 28 -> 32
-    train_x, test_x = pad_to(train_set.images, size), pad_to(test_set.images, size)
-    train_y, test_y = train_set.labels, test_set.labels
-    if args.subset:
-        train_x, train_y = train_x[:args.subset], train_y[:args.subset]
-    train_tf, test_tf = build_transforms(args.dataset, args.augment, size)
-    train_loader = DataLoader((train_x, train_y), batch_size=args.batch_size, shuffle=True, seed=args.seed,
-                              transform=train_tf, to_float=True)
-    test_loader = DataLoader((test_x, test_y), batch_size=512, transform=test_tf, to_float=True)
+    train_loader, test_loader = make_loaders(train_set, test_set, args.dataset, args.batch_size, args.seed,
+                                             augment=args.augment, image_size=size, subset=args.subset)
+    channels = train_set.images.shape[1]
 
     kwargs = {"num_classes": len(train_set.classes)}
     if args.model != "lenet5":
