@@ -10,16 +10,14 @@ The network: three stages of conv 3x3 (no bias) -> BatchNorm -> ReLU -> 2x2 max-
 image zero-padded by 2 and a random horizontal flip (both keep a garment's class), then
 standardization with the training set's mean and std.
 
-Measured once with the default settings, on 2 cores shared with other training runs
-(load average ~5):
+Measured with the default settings, alone on 2 cores (2 BLAS threads, ~580 images/s):
 
-    NPCNN_DATA=/work/shared/data OPENBLAS_NUM_THREADS=1 python examples/fashion_mnist_cnn.py
-    -> test accuracy 91.39% after 5 epochs, 934 s of training (val accuracy per epoch:
-       82.8, 86.3, 89.6, 91.3, 91.4%)
+    NPCNN_DATA=/work/shared/data python examples/fashion_mnist_cnn.py
+    -> test accuracy 91.30% after 5 epochs, 520 s of training (val accuracy per epoch:
+       83.5, 86.6, 89.4, 91.0, 91.3%)
 
-The first two epochs ran at 180-300 images/s while the other runs took the cores; the last
-three at ~460 images/s (2m10s an epoch), which puts the whole run at ~11 minutes when the
-machine is not shared.
+(A run with OPENBLAS_NUM_THREADS=1 on a shared machine gave 91.39%: the BLAS thread count changes
+the order of floating-point sums, so runs differ in the last digits.)
 
 On a machine whose cores are busy with other processes, a single BLAS thread
 (``OPENBLAS_NUM_THREADS=1``) was about 8x faster here than OpenBLAS's default two threads,
