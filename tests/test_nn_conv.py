@@ -10,13 +10,6 @@ from npcnn.gradcheck import check_module
 from npcnn.nn.conv import choose_algorithm
 
 
-def _fft_or_skip():
-    try:
-        from npcnn.functional import conv_fft  # noqa: F401
-    except ImportError:
-        pytest.skip("conv_fft not merged")
-
-
 # ----------------------------------------------------------------------------- gradient checks
 
 CONV2D_CASES = [
@@ -164,7 +157,6 @@ def test_auto_picks_im2col_for_small_kernels(rng):
 
 
 def test_auto_picks_fft_for_large_kernels(rng):
-    _fft_or_skip()
     assert choose_algorithm("auto", (7, 7), (1, 1), (1, 1), 1) == "fft"
     layer = nn.Conv2d(2, 3, 7, padding=3)
     layer(rng.standard_normal((1, 2, 12, 12)).astype(np.float32))
@@ -172,7 +164,6 @@ def test_auto_picks_fft_for_large_kernels(rng):
 
 
 def test_fft_matches_im2col(float64, rng):
-    _fft_or_skip()
     fft, ref = nn.Conv2d(3, 4, 5, padding=2, algo="fft"), nn.Conv2d(3, 4, 5, padding=2, algo="im2col")
     fft.load_state_dict(ref.state_dict())
     x = rng.standard_normal((2, 3, 9, 8))
@@ -181,7 +172,6 @@ def test_fft_matches_im2col(float64, rng):
 
 
 def test_conv1d_fft_matches_im2col(float64, rng):
-    _fft_or_skip()
     fft, ref = nn.Conv1d(3, 4, 7, padding=3, algo="fft"), nn.Conv1d(3, 4, 7, padding=3, algo="im2col")
     fft.load_state_dict(ref.state_dict())
     x = rng.standard_normal((2, 3, 20))

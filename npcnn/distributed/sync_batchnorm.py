@@ -214,20 +214,8 @@ class SyncBatchNorm(_BatchNorm):
         for parent in module.modules():
             for name, child in list(parent.named_children()):
                 if isinstance(child, _BatchNorm) and not isinstance(child, SyncBatchNorm):
-                    replace_child(parent, name, _converted(child, process_group))
+                    parent.add_module(name, _converted(child, process_group))  # keeps its position
         return module
-
-
-def replace_child(parent, name, new):
-    """Put ``new`` in place of ``parent``'s child ``name``, keeping the children's order.
-
-    ``add_module`` re-registers a name at the end of the children, which would reorder a
-    Sequential; the children after ``name`` are therefore re-added behind it, in order.
-    """
-    names = [n for n, _ in parent.named_children()]
-    parent.add_module(name, new)
-    for later in names[names.index(name) + 1:]:
-        parent.add_module(later, getattr(parent, later))
 
 
 def _converted(bn, process_group):

@@ -16,6 +16,7 @@ forward. If ``npcnn.functional.conv_fft`` is missing, "auto" uses im2col.
 
 from .. import backend
 from ..functional import conv as F
+from ..functional import conv_fft
 from ..functional.padding import pad_backward, pad_forward
 from . import init
 from .module import Module
@@ -71,34 +72,16 @@ def _check_fits(layer, spatial, pads, kernel_size, dilation):
                              f"larger than the padded input: input size {tuple(spatial)}, padding {tuple(pads)}")
 
 
-def _conv_fft():
-    """npcnn.functional.conv_fft, imported on first use."""
-    try:
-        from ..functional import conv_fft
-    except ImportError as err:
-        raise ImportError("algo='fft' needs npcnn.functional.conv_fft, which is not available "
-                          "(conv_fft not merged)") from err
-    return conv_fft
-
-
-def _fft_available():
-    try:
-        _conv_fft()
-    except ImportError:
-        return False
-    return True
-
-
 def choose_algorithm(algo, kernel_size, stride, dilation, groups):
     """The algorithm a Conv2d with these settings runs: ``algo`` unless it is "auto".
 
-    "auto": FFT for kernels of 7x7 or more at stride 1, dilation 1, groups 1 (when conv_fft is
-    available), im2col otherwise.
+    "auto": FFT for kernels of 7x7 or more at stride 1, dilation 1, groups 1 (where the
+    benchmarks show it faster: its cost does not grow with the kernel area), im2col otherwise.
     """
     if algo != "auto":
         return algo
     large = min(kernel_size) >= 7 and set(stride) == {1} and set(dilation) == {1} and groups == 1
-    return "fft" if large and _fft_available() else "im2col"
+    return "fft" if large else "im2col"
 
 
 def _conv2d_forward(algo, x, w, b, pads, stride, dilation, groups):
@@ -106,7 +89,7 @@ def _conv2d_forward(algo, x, w, b, pads, stride, dilation, groups):
     if algo == "im2col":
         return F.conv2d_forward(x, w, b, stride, pads, dilation, groups)
     if algo == "fft":
-        return _conv_fft().conv2d_fft_forward(x, w, b, stride, pads, dilation, groups)
+        return conv_fft.conv2d_fft_forward(x, w, b, stride, pads, dilation, groups)
     out = F.conv2d_naive(x, w, b, stride, pads, dilation, groups)
     return out, (x, w, b is not None, stride, pads, dilation, groups)
 
@@ -115,7 +98,7 @@ def _conv2d_backward(algo, dout, cache, need_dw):
     if algo == "im2col":
         return F.conv2d_backward(dout, cache, need_dw=need_dw)
     if algo == "fft":
-        return _conv_fft().conv2d_fft_backward(dout, cache, need_dw=need_dw)
+        return conv_fft.conv2d_fft_backward(dout, cache, need_dw=need_dw)
     x, w, has_bias, stride, pads, dilation, groups = cache
     dx, dw, db = F.conv2d_naive_backward(dout, x, w, stride, pads, dilation, groups)
     return dx, dw, (db if has_bias else None)

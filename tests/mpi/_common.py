@@ -13,7 +13,6 @@ import numpy as np  # noqa: E402
 
 import npcnn  # noqa: E402
 from npcnn import nn  # noqa: E402
-from npcnn.distributed.sync_batchnorm import replace_child  # noqa: E402
 
 
 def cnn(seed, dtype=np.float64):
@@ -61,7 +60,7 @@ class SplitBatchNorm(nn.Module):
 
 def split_batchnorm(model, index, parts):
     """``model`` with its child ``index`` (a BatchNorm) replaced by a SplitBatchNorm, in place."""
-    replace_child(model, str(index), SplitBatchNorm(model[index], parts))
+    model.add_module(str(index), SplitBatchNorm(model[index], parts))  # keeps its position
     return model
 
 
