@@ -25,7 +25,6 @@ Writes ``best.npz`` / ``last.npz`` checkpoints (resumable), ``model.npz`` (npcnn
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -37,7 +36,7 @@ from npcnn import models, nn
 from npcnn.cli import make_loaders, make_optimizer
 from npcnn.data import DatasetNotFoundError, cifar10
 from npcnn.optim import lr_scheduler
-from npcnn.train import ModelCheckpoint, Trainer, evaluate
+from npcnn.train import ModelCheckpoint, Trainer, evaluate, save_run
 
 HOW_TO_GET_CIFAR = (
     "CIFAR-10 was not found. Download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz "
@@ -102,16 +101,9 @@ def main(argv=None):
     seconds = time.perf_counter() - start
     accuracy = evaluate(model, test_loader)["accuracy"]
 
-    npcnn.save(model, os.path.join(args.out, "model.npz"))
-    history.to_json(os.path.join(args.out, "history.json"))
     result = {"model": f"resnet{args.depth}", "test_accuracy": accuracy, "train_seconds": round(seconds, 1),
               "epochs": args.epochs, "train_images": len(train_loader.dataset)}
-    with open(os.path.join(args.out, "result.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    try:
-        history.plot(os.path.join(args.out, "curves.png"))
-    except ImportError:
-        print("(matplotlib is not installed: no curves.png)")
+    save_run(args.out, model, history, result)
     print(f"ResNet-{args.depth}: test accuracy {100 * accuracy:.2f}% after {args.epochs} epochs "
           f"({seconds:.0f} s); checkpoints, model and curves in {args.out}/")
     return result

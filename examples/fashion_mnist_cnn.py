@@ -28,7 +28,6 @@ epoch, when matplotlib is installed) to ``--out``.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -39,7 +38,7 @@ import npcnn
 from npcnn import nn
 from npcnn.cli import load_dataset, make_loaders, make_optimizer
 from npcnn.optim import lr_scheduler
-from npcnn.train import Trainer, evaluate
+from npcnn.train import Trainer, evaluate, save_run
 
 
 def small_vgg(num_classes=10, in_channels=1, widths=(32, 64, 128)):
@@ -85,17 +84,9 @@ def main(argv=None):
     seconds = time.perf_counter() - start
     accuracy = evaluate(model, test_loader)["accuracy"]
 
-    os.makedirs(args.out, exist_ok=True)
-    npcnn.save(model, os.path.join(args.out, "model.npz"))
-    history.to_json(os.path.join(args.out, "history.json"))
     result = {"test_accuracy": accuracy, "train_seconds": round(seconds, 1), "epochs": args.epochs,
               "train_images": len(train_loader.dataset), "test_images": len(test_loader.dataset)}
-    with open(os.path.join(args.out, "result.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    try:
-        history.plot(os.path.join(args.out, "curves.png"))
-    except ImportError:
-        print("(matplotlib is not installed: no curves.png)")
+    save_run(args.out, model, history, result)
     print(f"test accuracy {100 * accuracy:.2f}% after {args.epochs} epochs, {seconds:.0f} s of training; "
           f"model and curves in {args.out}/")
     return result

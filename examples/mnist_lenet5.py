@@ -10,14 +10,13 @@ The same run: ``python -m npcnn train --model lenet5 --dataset mnist``.
 """
 
 import argparse
-import os
 import time
 
 import npcnn
 from npcnn import models, nn, optim
 from npcnn.cli import make_loaders
 from npcnn.data import mnist
-from npcnn.train import ModelCheckpoint, Trainer, evaluate
+from npcnn.train import ModelCheckpoint, Trainer, evaluate, save_run
 
 
 def parse_args(argv=None):
@@ -58,12 +57,8 @@ def main(argv=None):
     # 4. Results: test accuracy, the saved model, the curves.
     accuracy = evaluate(model, test_loader)["accuracy"]
     print(f"LeNet-5 test accuracy: {100 * accuracy:.2f}% after {args.epochs} epochs in {seconds:.0f} s")
-    npcnn.save(model, os.path.join(args.out, "model.npz"))
-    history.to_json(os.path.join(args.out, "history.json"))
-    try:
-        history.plot(os.path.join(args.out, "curves.png"))
-    except ImportError:
-        print("matplotlib is not installed: no curves.png (pip install matplotlib)")
+    save_run(args.out, model, history, {"model": "lenet5", "test_accuracy": accuracy, "epochs": args.epochs,
+                                        "train_seconds": round(seconds, 1)})
     print(f"model, checkpoints, history and curves written to {args.out}/")
     return accuracy
 

@@ -7,7 +7,6 @@
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -96,7 +95,7 @@ def cmd_train(args):
     import npcnn
     from . import models, nn
     from .optim import lr_scheduler
-    from .train import ModelCheckpoint, Trainer, evaluate
+    from .train import ModelCheckpoint, Trainer, evaluate, save_run
 
     npcnn.manual_seed(args.seed)
     train_set, test_set = load_dataset(args.dataset, args.data_root)
@@ -129,23 +128,11 @@ def cmd_train(args):
     seconds = time.perf_counter() - start
     result = evaluate(model, test_loader, metrics=("accuracy",))
     if is_root:
-        npcnn.save(model, os.path.join(args.out, "model.npz"))
-        history.to_json(os.path.join(args.out, "history.json"))
-        summary = {"model": args.model, "dataset": args.dataset, "epochs": args.epochs,
-                   "test_accuracy": result["accuracy"], "train_seconds": round(seconds, 1)}
-        with open(os.path.join(args.out, "result.json"), "w") as f:
-            json.dump(summary, f, indent=2)
+        save_run(args.out, model, history, {"model": args.model, "dataset": args.dataset, "epochs": args.epochs,
+                                            "test_accuracy": result["accuracy"], "train_seconds": round(seconds, 1)})
         print(f"test accuracy {100 * result['accuracy']:.2f}% after {args.epochs} epochs ({seconds:.0f} s); "
               f"model, history and curves in {args.out}/")
-        _plot_history(history, os.path.join(args.out, "curves.png"))
     return result
-
-
-def _plot_history(history, path):
-    try:
-        history.plot(path)
-    except ImportError:
-        print("(matplotlib is not installed: no curves.png; pip install npcnn[plot])")
 
 
 # ----------------------------------------------------------------------------- summary and gradcheck

@@ -4,5 +4,6 @@ from .callbacks import Callback, EarlyStopping, LRLogger, ModelCheckpoint, NonFi
 from .checkpoint import load_checkpoint, save_checkpoint
 from .history import History
 from .loop import Trainer, evaluate, fit, train_step
+from .outputs import save_run
 from .metrics import Accuracy, ConfusionMatrix, Mean, accuracy, confusion_matrix, topk_accuracy
 from .progress import ProgressBar
