@@ -115,3 +115,17 @@ def test_cifar_schedule_warms_up_then_decays():
         assert max(lrs) == pytest.approx(0.1)
         assert np.all(np.diff(lrs[:10]) > 0)  # rising over the first epoch
         assert lrs[-1] < 0.011  # decayed by the end
+
+
+def test_mnist_lenet5_main_example_runs_on_a_subset(tmp_path):
+    try:
+        npcnn.data.mnist(train=False, download=False)
+    except (DatasetNotFoundError, OSError):
+        pytest.skip("MNIST files not found (set NPCNN_DATA to a folder holding them)")
+    example = load_example("mnist_lenet5")
+    accuracy = example.main(["--epochs", "2", "--subset", "4096", "--out", str(tmp_path)])
+    assert 0.85 < accuracy <= 1.0  # 2 epochs on 4,096 digits; the full run reaches 99.1%
+    for name in ("model.npz", "history.json", "result.json", "best.npz", "last.npz"):
+        assert (tmp_path / name).exists(), name
+    model = npcnn.models.lenet5()
+    model.load_state_dict(npcnn.load(tmp_path / "model.npz"))
