@@ -37,7 +37,6 @@ import numpy as np
 from .. import backend
 from ..functional.norm import batch_norm_backward, batch_norm_eval_forward, batch_norm_train_forward
 from ..nn.norm import _BatchNorm
-from ..nn.validation import check_float, check_ndim, check_size
 from . import comm as _comm
 
 
@@ -166,11 +165,7 @@ class SyncBatchNorm(_BatchNorm):
 
     def forward(self, x):
         name = type(self).__name__
-        check_ndim(name, x, self._ndims, self._layout)
-        check_size(name, x, 1, self.num_features, "num_features (dimension 1)")
-        check_float(name, x, None if self.weight is None else self.weight.dtype)
-        gamma = None if self.weight is None else self.weight.data
-        beta = None if self.bias is None else self.bias.data
+        gamma, beta = self._checked_affine(x)
         if not self.training and self.running_mean is not None:
             out, cache = batch_norm_eval_forward(x, gamma, beta, self.running_mean, self.running_var, self.eps)
             self.save_for_backward((None, cache))

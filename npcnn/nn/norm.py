@@ -49,11 +49,7 @@ class _BatchNorm(Module):
 
     def forward(self, x):
         name = type(self).__name__
-        check_ndim(name, x, self._ndims, self._layout)
-        check_size(name, x, 1, self.num_features, "num_features (dimension 1)")
-        check_float(name, x, None if self.weight is None else self.weight.dtype)
-        gamma = None if self.weight is None else self.weight.data
-        beta = None if self.bias is None else self.bias.data
+        gamma, beta = self._checked_affine(x)
         if self.training or self.running_mean is None:
             per_channel = x.size // x.shape[1]
             if self.training and per_channel < 2:
@@ -66,6 +62,16 @@ class _BatchNorm(Module):
             out, cache = batch_norm_eval_forward(x, gamma, beta, self.running_mean, self.running_var, self.eps)
         self.save_for_backward(cache)
         return out
+
+    def _checked_affine(self, x):
+        """Check x against the layer (rank, channels, dtype); return (gamma, beta) arrays or None."""
+        name = type(self).__name__
+        check_ndim(name, x, self._ndims, self._layout)
+        check_size(name, x, 1, self.num_features, "num_features (dimension 1)")
+        check_float(name, x, None if self.weight is None else self.weight.dtype)
+        gamma = None if self.weight is None else self.weight.data
+        beta = None if self.bias is None else self.bias.data
+        return gamma, beta
 
     def _update_running_stats(self, mean, var, count):
         """running <- (1 - f) running + f batch, with the UNBIASED batch variance (PyTorch)."""

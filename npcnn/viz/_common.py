@@ -29,15 +29,20 @@ def find_layer(model, layer):
     raise TypeError(f"layer must be a Module or a dotted name (str), got {type(layer).__name__}")
 
 
-def last_linear(model):
-    """The last ``Linear`` module of ``model`` (registration order): the classifier head."""
+def last_module(model, kind, hint="pass layer= explicitly"):
+    """The last module of type ``kind`` in ``model`` (registration order)."""
     found = None
     for _, module in model.named_modules():
-        if isinstance(module, Linear):
+        if isinstance(module, kind):
             found = module
     if found is None:
-        raise ValueError(f"{type(model).__name__} has no Linear layer; pass layer= explicitly")
+        raise ValueError(f"{type(model).__name__} has no {kind.__name__} layer; {hint}")
     return found
+
+
+def last_linear(model):
+    """The last ``Linear`` module of ``model`` (registration order): the classifier head."""
+    return last_module(model, Linear)
 
 
 def model_dtype(model):

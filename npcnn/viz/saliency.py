@@ -22,6 +22,7 @@ from ._common import (
     capture,
     find_layer,
     input_gradient_mode,
+    last_module,
     normalize01,
     one_hot,
     resize_bilinear,
@@ -89,23 +90,14 @@ def guided_backprop(model, x, target=None):
     return grad
 
 
-def _last_conv(model):
-    found = None
-    for _, module in model.named_modules():
-        if isinstance(module, Conv2d):
-            found = module
-    if found is None:
-        raise ValueError(f"grad_cam: {type(model).__name__} has no Conv2d; pass layer=")
-    return found
-
-
 def grad_cam(model, x, target=None, layer=None, upsample=True, normalize=True):
     """Grad-CAM heat maps of the class score at ``layer`` (default: the last Conv2d).
 
     Returns (N, H, W) upsampled to the input (``upsample=False``: the layer's (N, h, w)), each
     scaled to [0, 1] unless ``normalize=False``. One image in, one map out.
     """
-    module = _last_conv(model) if layer is None else find_layer(model, layer)[1]
+    module = last_module(model, Conv2d, "grad_cam needs one: pass layer=") if layer is None \
+        else find_layer(model, layer)[1]
     batch, single = as_batch(model, x)
     grads = []
     handle = module.register_backward_hook(lambda m, grad_input, grad_output: grads.append(grad_output))
