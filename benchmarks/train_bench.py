@@ -191,14 +191,19 @@ def timed(fn):
     return time.perf_counter() - start
 
 
-def bench(name, args, torch_available):
+def setup(name, batch_size):
+    """A seeded random batch and a fresh npcnn net with its SGD optimizer and loss."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((args.batch_size,) + INPUT_SHAPE[name]).astype(np.float32)
-    y = rng.integers(0, 10, args.batch_size)
+    x = rng.standard_normal((batch_size,) + INPUT_SHAPE[name]).astype(np.float32)
+    y = rng.integers(0, 10, batch_size)
     npcnn.manual_seed(0)
     model = npcnn_model(name)
     optimizer = npcnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
+    return x, y, model, optimizer, nn.CrossEntropyLoss()
+
+
+def bench(name, args, torch_available):
+    x, y, model, optimizer, loss_fn = setup(name, args.batch_size)
     runners = {"npcnn": lambda: npcnn_step(model, loss_fn, optimizer, x, y)}
     if torch_available:
         import torch
@@ -227,13 +232,7 @@ def bench(name, args, torch_available):
 
 def profile_layers(name, args):
     """Seconds per step spent in each layer type's forward and backward, and in the rest."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((args.batch_size,) + INPUT_SHAPE[name]).astype(np.float32)
-    y = rng.integers(0, 10, args.batch_size)
-    npcnn.manual_seed(0)
-    model = npcnn_model(name)
-    optimizer = npcnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
+    x, y, model, optimizer, loss_fn = setup(name, args.batch_size)
     totals = defaultdict(float)
 
     def wrap(module, method, key):
