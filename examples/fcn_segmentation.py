@@ -38,7 +38,8 @@ def mean_iou(pred, target, num_classes):
 def predict(model, images, batch_size=32):
     model.eval()
     with npcnn.no_grad():
-        scores = np.concatenate([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+        scores = np.concatenate([npcnn.to_numpy(model(npcnn.backend.asarray(images[i:i + batch_size])))
+                                 for i in range(0, len(images), batch_size)])
     model.train()
     return scores.argmax(axis=1)
 
@@ -52,7 +53,8 @@ def train(model, images, masks, epochs, batch_size, lr, seed=0):
         for start in range(0, len(images), batch_size):
             batch = order[start:start + batch_size]
             optimizer.zero_grad()
-            losses.append(float(loss_fn(model(images[batch]), masks[batch])))  # mean over all pixels
+            x, y = npcnn.backend.asarray(images[batch]), npcnn.backend.asarray(masks[batch])  # to the GPU under CuPy
+            losses.append(float(loss_fn(model(x), y)))  # mean over all pixels
             model.backward(loss_fn.backward())
             optimizer.step()
         print(f"epoch {epoch + 1:2d}  loss {np.mean(losses):.4f}")
@@ -80,7 +82,7 @@ def save_picture(path, images, masks, predicted, num_classes):
     plt.close(fig)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--train", type=int, default=512, help="training images")
@@ -90,7 +92,7 @@ def main():
     parser.add_argument("--width", type=int, default=8, help="channels of the first stage")
     parser.add_argument("--out", default="fcn_segmentation.png")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     npcnn.manual_seed(args.seed)
     num_classes = len(SHAPE_CLASSES) + 1  # background + one per shape

@@ -82,7 +82,7 @@ def softmax_classifier(feats, labels, test_feats, test_labels, steps=300):
     for _ in range(steps):
         npcnn.train.train_step(head, nn.CrossEntropyLoss(), optimizer, (x, labels))
     with npcnn.no_grad():
-        pred = head(((test_feats - mean) / std).astype(np.float32)).argmax(1)
+        pred = npcnn.to_numpy(head(npcnn.backend.asarray(((test_feats - mean) / std).astype(np.float32)))).argmax(1)
     return float((pred == test_labels).mean())
 
 

@@ -160,14 +160,32 @@ def rng():
 
 
 def get_rng_state():
-    """The generator's state as a JSON-friendly dict (NumPy backend), for checkpoints."""
+    """The generator's state as a JSON-friendly dict, for checkpoints.
+
+    NumPy: the bit generator's exact state. CuPy's generators cannot report theirs, so the
+    generator is re-seeded from its own stream (a fork point) and that seed is the state: the
+    run that goes on and a run restored from this state draw the same numbers from here on.
+    """
     generator = rng()
-    return generator.bit_generator.state
+    if hasattr(generator, "bit_generator"):
+        return generator.bit_generator.state
+    seed = int(to_numpy(generator.integers(0, 2**63 - 1)))
+    _state["rng"] = xp().random.default_rng(seed)
+    return {"seed": seed}
 
 
 def set_rng_state(state):
-    """Restore a state returned by :func:`get_rng_state`."""
-    rng().bit_generator.state = state
+    """Restore a state returned by :func:`get_rng_state` (also one saved on the other backend:
+    then the run goes on deterministically, but not with the same numbers)."""
+    generator = rng()
+    if "seed" in state:
+        _state["rng"] = xp().random.default_rng(int(state["seed"]))
+    elif hasattr(generator, "bit_generator"):
+        generator.bit_generator.state = state
+    else:  # a NumPy state restored under CuPy: continue from a seed that the state determines
+        host = np.random.default_rng()
+        host.bit_generator.state = state
+        _state["rng"] = xp().random.default_rng(int(host.integers(0, 2**63 - 1)))
 
 
 # ----------------------------------------------------------------------------- ops that differ

@@ -533,8 +533,9 @@ def _mpirun():
     return [launcher, "-n", "2", "--oversubscribe"]
 
 
-def run_mpi(script, *args, ranks=2, timeout=60):
-    """Run tests/mpi/<script> on ``ranks`` loopback ranks; returns (returncode, output, seconds)."""
+def run_mpi(script, *args, ranks=2, timeout=60, env_extra=None):
+    """Run tests/mpi/<script> on ``ranks`` loopback ranks; returns (returncode, output, seconds).
+    ``env_extra`` adds variables (e.g. the fake CuPy's PYTHONPATH)."""
     command = (_mpirun()[:-2] + [str(ranks), "--oversubscribe"]) if ranks else []
     command += [sys.executable, str(MPI_SCRIPTS / script), *map(str, args)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_COMM_WORLD", "PMIX_", "PMI_"))}
@@ -546,6 +547,7 @@ def run_mpi(script, *args, ranks=2, timeout=60):
         "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         "PYTHONPATH": str(ROOT),
     })
+    env.update(env_extra or {})
     start = time.perf_counter()
     try:
         out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
@@ -593,3 +595,32 @@ def test_mpi_killed_rank_stops_the_job_and_the_checkpoint_survives(tmp_path):
     with np.load(tmp_path / "expected.npz") as expected:
         for name, value in model.state_dict().items():
             np.testing.assert_array_equal(value, expected[name])
+
+
+# ----------------------------------------------------------------------------- NCCL, on the fake CuPy
+
+
+def _fake_cupy_env(log):
+    """Run the rank scripts on the CuPy backend with tests/fake_cupy as CuPy: its NCCL performs
+    each collective with MPI on host memory and logs it, so npcnn's NCCL path runs end to end."""
+    return {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fake_cupy"), str(ROOT)]),
+            "NPCNN_BACKEND": "cupy", "FAKE_NCCL_LOG": str(log)}
+
+
+@pytest.mark.parametrize("script, collectives", [
+    ("check_training.py", {"allReduce", "bcast"}),  # gradients, and rank 0's initial weights
+    ("check_syncbn.py", {"allReduce", "allGather"}),  # batch statistics, per-rank batch sizes
+])
+def test_nccl_path_on_the_fake_cupy_two_ranks(tmp_path, script, collectives):
+    log = tmp_path / "nccl.log"
+    code, output, _ = run_mpi(script, env_extra=_fake_cupy_env(log), timeout=120)
+    assert code == 0 and f"PASS {script[:-3]}" in output, output
+    assert collectives <= set(log.read_text().split()[1::3])  # the data went by NCCL, not MPI
+
+
+def test_nccl_checkpoint_of_two_ranks_resumes_on_one_process_on_the_fake_cupy(tmp_path):
+    env = _fake_cupy_env(tmp_path / "nccl.log")
+    code, output, _ = run_mpi("check_resume.py", "train", tmp_path, env_extra=env, timeout=120)
+    assert code == 0 and "trained 2 epochs on 2 ranks" in output, output
+    code, output, _ = run_mpi("check_resume.py", "resume", tmp_path, ranks=0, env_extra=env)
+    assert code == 0 and "PASS check_resume" in output, output

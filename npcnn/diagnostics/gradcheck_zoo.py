@@ -58,9 +58,8 @@ class LossAsModule(nn.Module):
         self.loss, self.target = loss, target
 
     def forward(self, pred):
-        target = self.target
-        if np.dtype(target.dtype).kind == "f":
-            target = backend.asarray(target, dtype=pred.dtype)
+        dtype = pred.dtype if np.dtype(self.target.dtype).kind == "f" else None
+        target = backend.asarray(self.target, dtype=dtype)  # on pred's device, in pred's precision
         value = self.loss(pred, target)
         return backend.get_array_module(pred).asarray([value], dtype=pred.dtype)
 

@@ -223,10 +223,29 @@ class MPICommunicator(Communicator):
         return self.nccl
 
 
+def _nccl_unique_id(nccl, mpi):
+    """Rank 0's NCCL unique id (``ncclUniqueId``, 128 chars), on every rank.
+
+    It travels over MPI as 128 bytes. CuPy 14 takes and gives it as ``bytes``; earlier versions
+    as a tuple of 128 signed chars. Every rank runs the same CuPy, so its version says which.
+    """
+    import cupy
+
+    raw = np.zeros(128, dtype=np.uint8)
+    if mpi.rank == 0:
+        uid = nccl.get_unique_id()
+        raw[:] = np.frombuffer(uid, np.uint8) if isinstance(uid, bytes) else np.array(uid, np.int8).view(np.uint8)
+    mpi.broadcast(raw, root=0)
+    if int(cupy.__version__.split(".")[0]) >= 14:
+        return raw.tobytes()
+    return tuple(int(v) for v in raw.view(np.int8))
+
+
 class _NCCL:
     """All-reduce, broadcast and all-gather of CuPy arrays on the GPU through NCCL.
 
-    Not exercised by the test suite (it needs a GPU per rank). The NCCL unique id is made on
+    Tested on the fake CuPy of tests/fake_cupy, whose NCCL runs each collective with MPI on host
+    memory (see tests/test_fake_cupy.py); never yet on GPUs. The NCCL unique id is made on
     rank 0 and sent to the others over MPI as 128 numbers (buffer API, no pickling). NCCL calls
     are queued on the current CUDA stream; completion is polled with a deadline like MPI's, and
     on timeout the NCCL communicator is aborted before the MPI job.
@@ -238,12 +257,7 @@ class _NCCL:
         from cupy.cuda import nccl
 
         self.nccl, self.mpi = nccl, mpi
-        # ncclUniqueId is char[128]; int16 holds each char exactly whether char is signed or not.
-        uid = np.zeros(128, dtype=np.int16)
-        if mpi.rank == 0:
-            uid[:] = np.array(nccl.get_unique_id(), dtype=np.int16)
-        mpi.broadcast(uid, root=0)
-        self.comm = nccl.NcclCommunicator(mpi.size, tuple(int(v) for v in uid), mpi.rank)
+        self.comm = nccl.NcclCommunicator(mpi.size, _nccl_unique_id(nccl, mpi), mpi.rank)
         self.ops = {"sum": nccl.NCCL_SUM, "max": nccl.NCCL_MAX, "min": nccl.NCCL_MIN}
         self.dtypes = {
             np.dtype(np.float16): nccl.NCCL_FLOAT16, np.dtype(np.float32): nccl.NCCL_FLOAT32,
@@ -448,12 +462,12 @@ def init(timeout=None, abort_on_exception=True):
 
     world = MPI.COMM_WORLD
     comm = MPICommunicator(world, _local_rank_from_environment(world), timeout)
+    if abort_on_exception and comm.size > 1:
+        _install_abort_on_exception(comm)  # first, so that a failure setting up NCCL stops all ranks too
     if backend.get_backend() == "cupy":
         cuda = backend.xp().cuda
         cuda.Device(comm.local_rank % cuda.runtime.getDeviceCount()).use()
         comm.nccl = _NCCL(comm)
-    if abort_on_exception and comm.size > 1:
-        _install_abort_on_exception(comm)
     _world["comm"] = comm
     return comm
 

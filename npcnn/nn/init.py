@@ -71,7 +71,9 @@ def uniform_(tensor, a=0.0, b=1.0):
 
 def normal_(tensor, mean=0.0, std=1.0):
     """Fill with N(mean, std^2)."""
-    return _fill(tensor, backend.rng().normal(mean, std, size=_array(tensor).shape))
+    # mean + std * z rather than Generator.normal, which CuPy's Generator lacks; on NumPy the two
+    # give the same numbers.
+    return _fill(tensor, mean + std * backend.rng().standard_normal(size=_array(tensor).shape))
 
 
 def constant_(tensor, val):

@@ -61,7 +61,8 @@ class Module:
                 if name in r:
                     r[name] = None  # e.g. ``bias=False``: the slot exists but holds nothing
         elif name in self._parameters or name in self._modules:
-            raise TypeError(f"{type(self).__name__}.{name} holds a Parameter or Module; cannot assign {type(value).__name__}")
+            raise TypeError(f"{type(self).__name__}.{name} holds a Parameter or Module; "
+                            f"cannot assign {type(value).__name__}")
         object.__setattr__(self, name, value)
 
     def _forget(self, name, keep=None):
@@ -102,12 +103,28 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define backward()")
 
     def __call__(self, *inputs):
+        self._check_device(inputs)
         out = self.forward(*inputs)
         for hook in list(self._forward_hooks.values()):
             replaced = hook(self, inputs, out)
             if replaced is not None:
                 out = replaced
         return out
+
+    def _check_device(self, inputs):
+        """Inputs must live where this layer's parameters live: a clear error naming the layer,
+        where CuPy would fail inside a kernel with "Unsupported type <class 'numpy.ndarray'>"."""
+        param = next((p for p in self._parameters.values() if p is not None), None)
+        if param is None:
+            return
+        on_gpu = backend.is_cupy_array(param.data)
+        for x in inputs:
+            if hasattr(x, "shape") and backend.is_cupy_array(x) != on_gpu:
+                raise TypeError(
+                    f"{type(self).__name__}: the input is a {'NumPy' if on_gpu else 'CuPy'} array but the "
+                    f"parameters are {'CuPy (GPU)' if on_gpu else 'NumPy'} arrays; move the input with "
+                    "npcnn.backend.asarray(x) (or the model with model.to() under the input's backend)"
+                )
 
     def save_for_backward(self, cache):
         """Keep ``cache`` for the next backward pass; inside ``no_grad()`` keep nothing."""

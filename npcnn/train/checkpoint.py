@@ -38,7 +38,7 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, histor
         "epoch": int(epoch),
         "optimizer": None if optimizer is None else _pack(optimizer.state_dict(), "optimizer", arrays),
         "scheduler": None if scheduler is None else _pack(scheduler.state_dict(), "scheduler", arrays),
-        "rng": backend.get_rng_state() if backend.get_backend() == "numpy" else None,
+        "rng": backend.get_rng_state(),
         "loader": _pack(loader.state_dict(), "loader", arrays) if hasattr(loader, "state_dict") else None,
         "history": None if history is None else history.state_dict(),
         "extra": None if extra is None else _pack(extra, "extra", arrays),
@@ -74,7 +74,7 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, loader=Non
         target.load_state_dict(_unpack(meta[name], arrays))
     if history is not None and meta["history"] is not None:
         history.load_state_dict(meta["history"])
-    if restore_rng and meta["rng"] is not None and backend.get_backend() == "numpy":
+    if restore_rng and meta["rng"] is not None:
         backend.set_rng_state(meta["rng"])
     extra = None if meta["extra"] is None else _unpack(meta["extra"], arrays)
     return {"epoch": meta["epoch"], "extra": extra, "history": meta["history"], "model": model_state}

@@ -67,7 +67,7 @@ def split_batchnorm(model, index, parts):
 def train_steps(model, optimizer, batches):
     loss_fn = nn.CrossEntropyLoss()
     for x, y in batches:
-        loss_fn(model(x), y)
+        loss_fn(model(npcnn.backend.asarray(x)), npcnn.backend.asarray(y))  # on the GPU under CuPy
         model.backward(loss_fn.backward())
         optimizer.step()
         optimizer.zero_grad()

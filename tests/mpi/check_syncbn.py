@@ -29,7 +29,7 @@ def global_batch(sizes, tail, dtype, seed):
     x = (rng.normal(size=(sum(sizes),) + tail) * 1.5 + 3.0).astype(dtype)
     dout = rng.normal(size=x.shape).astype(dtype)
     bounds = np.concatenate([[0], np.cumsum(sizes)])
-    return x, dout, slice(bounds[rank], bounds[rank + 1])
+    return npcnn.backend.asarray(x), npcnn.backend.asarray(dout), slice(bounds[rank], bounds[rank + 1])
 
 
 def layers(channels, affine, dtype, seed):
@@ -38,8 +38,8 @@ def layers(channels, affine, dtype, seed):
         sync = dist.SyncBatchNorm(channels, affine=affine)
     if affine:
         rng = np.random.default_rng(seed + 1)
-        bn.weight.data[...] = rng.normal(size=channels)
-        bn.bias.data[...] = rng.normal(size=channels)
+        bn.weight.data[...] = npcnn.backend.asarray(rng.normal(size=channels))
+        bn.bias.data[...] = npcnn.backend.asarray(rng.normal(size=channels))
         sync.weight.data[...] = bn.weight.data
         sync.bias.data[...] = bn.bias.data
     return bn, sync
@@ -105,6 +105,7 @@ def numerical_check(sizes, tail, affine, eps=1e-6, tol=1e-6):
                 if perturb:
                     array[index] = original
                     numeric_mine[i] = (plus - minus) / (2 * eps)
+        analytic = npcnn.to_numpy(analytic)
         error = np.abs(numeric_mine - analytic.reshape(-1)).max() / max(np.abs(analytic).max(), 1e-300)
         assert error < tol, f"gradcheck {name} (sizes {sizes}, tail {tail}): relative error {error:.2e}"
     if rank == 0:

@@ -1,0 +1,3 @@
+"""Fake ``cupyx.scipy``."""
+
+from cupyx.scipy import fft, special  # noqa: F401
