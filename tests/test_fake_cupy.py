@@ -103,6 +103,8 @@ def test_fake_offers_only_cupys_names_and_keywords(fake):
         np.nanpercentile(fake.ones(3), 50)  # a NumPy function CuPy does not implement
     with pytest.raises(AttributeError):
         fake.ones(3).ctypes
+    with pytest.raises(TypeError, match="where"):
+        np.add(fake.ones(3), 1.0, where=fake.ones(3) > 0)  # CuPy's ufuncs take out, casting, dtype
     with pytest.raises(TypeError, match="workers"):
         cupyx.scipy.fft.rfftn(fake.ones((4, 4)), axes=(0, 1), workers=-1)
     generator = fake.random.default_rng(0)
@@ -158,3 +160,28 @@ def test_fake_invents_no_api(fake, name):
     assert own or name in ("cupy.fft", "cupy.linalg", "cupy.lib.stride_tricks", "cupyx.scipy.fft",
                            "cupyx.scipy.special"), f"{name}: nothing defined by hand"
     assert set(own) <= known, sorted(set(own) - known)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["resnet20", "mobilenet_v2"])
+def test_a_training_step_syncs_with_the_host_only_in_the_loss(fake, name):
+    """Every device-to-host read (float(), bool(), .get()) stalls a real GPU until its queue is
+    done. One SGD step on a batch already on the device reads three scalars, all in the loss
+    (the target range check, the count of counted targets, the loss value), none per layer, and
+    copies nothing to the device."""
+    import cupy._fake as fake_core
+
+    import npcnn
+    from npcnn import backend, models, nn, optim, train
+
+    with npcnn.use_backend("cupy"):
+        npcnn.manual_seed(0)
+        model = models.get_model(name, num_classes=10)
+        trainer = train.Trainer(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                                verbose=0)
+        batch = (backend.asarray(np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)),
+                 backend.asarray(np.arange(4)))
+        trainer.train_step(batch)  # the first step creates the optimizer's buffers
+        fake_core.TRANSFERS.update(to_host=0, to_device=0)
+        trainer.train_step(batch)
+    assert fake_core.TRANSFERS == {"to_host": 3, "to_device": 0}

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import json
 import re
+import sys
 import pathlib
 import warnings
 
@@ -79,13 +80,24 @@ def parameters_from_doc(obj):
     return found
 
 
+def ufunc_keywords(ufunc):
+    """The keywords a CuPy ufunc call takes, from its docstring's first line:
+    ``add(x1, x2, /, out=None, \\*, casting='same_kind', dtype=None)`` -> [out, casting, dtype]."""
+    first = (ufunc.__doc__ or "").strip().splitlines()[:1]
+    match = re.match(r"^[\w.]+\((.*)\)", first[0]) if first else None
+    if match is None or "/" not in match.group(1):
+        return None
+    after_slash = match.group(1).split("/", 1)[1]
+    return [part.split("=")[0].strip() for part in after_slash.split(",") if "=" in part]
+
+
 def describe(obj):
     if inspect.ismodule(obj):
         return {"kind": "module"}
     if inspect.isclass(obj):
         return {"kind": "class", "params": parameters_from_doc(obj)}  # None: not documented
     if hasattr(obj, "nin") and hasattr(obj, "nout"):
-        return {"kind": "ufunc"}  # arguments checked by the ufunc protocol, not a signature
+        return {"kind": "ufunc", "keywords": ufunc_keywords(obj)}
     if callable(obj):
         return {"kind": "function", "params": parameters(obj)}
     if isinstance(obj, (bool, int, float, str)):
@@ -100,7 +112,12 @@ def resolve(dotted):
 
 def main():
     warnings.simplefilter("ignore")
+    here = pathlib.Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if pathlib.Path(p or ".").resolve() != here]  # not the fake beside us
     import cupy
+
+    if getattr(cupy, "__fake__", False):
+        raise SystemExit("dump_api.py found the fake CuPy: run it where the real CuPy is importable")
 
     api = {"cupy_version": cupy.__version__, "namespaces": {}, "classes": {}}
     for name in NAMESPACES:

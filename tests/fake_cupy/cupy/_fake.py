@@ -33,6 +33,21 @@ VERSION = API["cupy_version"]
 HOST_TO_DEVICE = {"cupy.array", "cupy.asarray", "cupy.asanyarray"}
 
 
+# Transfers between host and "device", counted so tests can bound them per training step: each
+# device-to-host read (.get(), float(), bool(), .item(), ...) is a synchronization on a real GPU.
+TRANSFERS = {"to_host": 0, "to_device": 0}
+TRACE = []  # (direction, where) of each transfer while TRACE_ON[0]; for finding where they come from
+TRACE_ON = [False]
+
+
+def count_transfer(direction, where):
+    TRANSFERS[direction] += 1
+    if TRACE_ON[0]:
+        import traceback
+
+        TRACE.append((direction, where, "".join(traceback.format_stack(limit=8)[:-2])))
+
+
 # ----------------------------------------------------------------------------- signatures
 
 
@@ -117,11 +132,27 @@ def device_function(qualname, func, params):
         check_call(qualname, params, args, kwargs)
         if not accepts_host and not has_device_array((args, kwargs)):
             _reject_host_only(qualname, args, kwargs)
+        if accepts_host and not has_device_array(args[:1]):
+            count_transfer("to_device", qualname)
         args, kwargs = to_host((args, kwargs), strict=not accepts_host, where=qualname)
         return to_device(func(*args, **kwargs))
 
     call.__name__ = call.__qualname__ = qualname.rpartition(".")[2]
     return call
+
+
+def check_ufunc_call(qualname, entry, method, args, kwargs):
+    """A ufunc's keywords (``out``, ``casting``, ``dtype`` in CuPy: no ``where``) and methods."""
+    if method == "__call__":
+        keywords = entry.get("keywords")
+        unknown = sorted(set(kwargs) - set(keywords)) if keywords is not None else []
+        if unknown:
+            raise TypeError(f"{qualname}() got unexpected keyword(s) {unknown}; CuPy {VERSION} takes {keywords}")
+        return
+    method_entry = API["classes"]["cupy.ufunc"].get(method)
+    if method_entry is None:
+        raise TypeError(f"{qualname}.{method} is not supported by CuPy {VERSION}")
+    check_call(f"{qualname}.{method}", method_entry.get("params"), args, kwargs)
 
 
 def _reject_host_only(qualname, args, kwargs):
@@ -132,13 +163,14 @@ def _reject_host_only(qualname, args, kwargs):
 class DeviceUfunc:
     """A NumPy/SciPy ufunc behaving as the CuPy ufunc ``qualname`` (methods as ``cupy.ufunc``)."""
 
-    def __init__(self, qualname, ufunc):
-        self.qualname, self.ufunc = qualname, ufunc
+    def __init__(self, qualname, ufunc, entry):
+        self.qualname, self.ufunc, self.entry = qualname, ufunc, entry
         self.__name__ = ufunc.__name__
         self.nin, self.nout = ufunc.nin, ufunc.nout
 
     def _apply(self, method, args, kwargs):
         where = f"{self.qualname}.{method}" if method != "__call__" else self.qualname
+        check_ufunc_call(self.qualname, self.entry, method, args, kwargs)
         if not has_device_array((args, kwargs)):
             _reject_host_only(where, args, kwargs)
         args, kwargs = to_host((args, kwargs), strict=True, where=where)
@@ -165,7 +197,7 @@ def lookup(namespace, name, source):
     if target is None or entry["kind"] == "module":
         raise AttributeError(f"{qualname} exists in CuPy {VERSION} but the fake CuPy does not emulate it")
     if entry["kind"] == "ufunc" and isinstance(target, np.ufunc):
-        return DeviceUfunc(qualname, target)
+        return DeviceUfunc(qualname, target, entry)
     if entry["kind"] in ("function", "ufunc"):
         return device_function(qualname, target, entry.get("params"))
     return target  # dtypes, constants, classes such as finfo: CuPy re-exports NumPy's
@@ -213,6 +245,7 @@ class ndarray(NDArrayOperatorsMixin):
         if entry is None or (method != "__call__" and method not in API["classes"]["cupy.ufunc"]):
             return NotImplemented
         where = f"cupy.{ufunc.__name__}" + (f".{method}" if method != "__call__" else "")
+        check_ufunc_call(f"cupy.{ufunc.__name__}", entry, method, inputs, kwargs)
         out = kwargs.get("out")
         host_inputs, host_kwargs = to_host((inputs, kwargs), strict=True, where=where)
         result = getattr(ufunc, method)(*host_inputs, **host_kwargs)
@@ -225,6 +258,7 @@ class ndarray(NDArrayOperatorsMixin):
         if namespace not in API["namespaces"] or func.__name__ not in API["namespaces"][namespace]:
             return NotImplemented  # NumPy then raises TypeError, as with CuPy
         where = f"{namespace}.{func.__name__}"
+        check_call(where, API["namespaces"][namespace][func.__name__].get("params"), args, kwargs)
         host_args, host_kwargs = to_host((args, kwargs), strict=True, where=where)
         return to_device(func(*host_args, **host_kwargs))
 
@@ -248,6 +282,8 @@ class ndarray(NDArrayOperatorsMixin):
 
         def call(*args, **kwargs):
             check_call(qualname, entry["params"], args, kwargs)
+            if name in ("item", "tolist", "tobytes"):
+                count_transfer("to_host", name)
             args, kwargs = to_host((args, kwargs), strict=False, where=qualname)
             return to_device(method(*args, **kwargs))
 
@@ -255,6 +291,7 @@ class ndarray(NDArrayOperatorsMixin):
 
     def get(self, stream=None, order="C", out=None, blocking=True):
         """Copy to a NumPy array (the explicit device-to-host transfer)."""
+        count_transfer("to_host", "get")
         if out is not None:
             out[...] = self._a
             return out
@@ -264,6 +301,7 @@ class ndarray(NDArrayOperatorsMixin):
         """Copy the NumPy array ``arr`` into this array."""
         if not isinstance(arr, np.ndarray):
             raise TypeError(f"Only numpy.ndarray can be set to cupy.ndarray, got {type(arr)}")
+        count_transfer("to_device", "set")
         self._a[...] = arr
 
     # -- indexing and Python protocols
@@ -276,6 +314,8 @@ class ndarray(NDArrayOperatorsMixin):
             # otherwise it tries ndarray.fill(value), which refuses non-scalar NumPy arrays.
             raise ValueError("non-scalar numpy.ndarray cannot be used for fill (CuPy accepts a NumPy array "
                              "only in a[...] = host or a[:] = host of the same shape and dtype)")
+        if isinstance(value, np.ndarray) and value.ndim > 0:
+            count_transfer("to_device", "__setitem__")
         key = to_host(key, strict=False, where="cupy.ndarray.__setitem__")
         self._a[key] = to_host(value, strict=False, where="cupy.ndarray.__setitem__")
 
@@ -288,15 +328,19 @@ class ndarray(NDArrayOperatorsMixin):
         return (self[i] for i in range(len(self._a)))
 
     def __bool__(self):
+        count_transfer("to_host", "__bool__")
         return bool(self._a)
 
     def __float__(self):
+        count_transfer("to_host", "__float__")
         return float(self._a)
 
     def __int__(self):
+        count_transfer("to_host", "__int__")
         return int(self._a)
 
     def __complex__(self):
+        count_transfer("to_host", "__complex__")
         return complex(self._a)
 
     def __repr__(self):

@@ -27,7 +27,9 @@ class Generator:
 
 
 def default_rng(seed=None):
-    return Generator(np.random.PCG64(seed))
+    # Philox, not NumPy's default PCG64: like the real CuPy (XORWOW), the fake draws numbers that
+    # differ from NumPy's for the same seed, so no test can lean on the two streams agreeing.
+    return Generator(np.random.Philox(seed))
 
 
 def __getattr__(name):
