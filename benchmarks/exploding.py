@@ -103,7 +103,8 @@ def main(argv=None):
     for init, gain in INITS:
         for depth in depths:
             ratio, total, rec = one_pass(init, gain, depth)
-            table.append({"init": label(init, gain), "depth": depth, "input_grad_ratio": ratio, "total_grad_norm": total})
+            table.append({"init": label(init, gain), "depth": depth, "input_grad_ratio": ratio,
+                          "total_grad_norm": total})
             if depth == 20:
                 layer_runs[label(init, gain)] = rec
     table.save(out, "exploding", "Gradient norms at initialization, ReLU MLP width 32")
@@ -117,9 +118,10 @@ def main(argv=None):
         losses, norms = train(gain, lr, clip, steps)
         name = f"He x {gain:g}, lr {lr:g}, " + ("clip 1" if clip else "no clip")
         finite = [v for v in losses if math.isfinite(v)]
+        final = float(np.mean(losses[-10:])) if len(finite) == len(losses) else float("inf")
         train_table.append({"init": f"He x {gain:g}", "lr": lr, "clip": "norm 1" if clip else "none",
-                            "first_loss": losses[0], "final_loss": float(np.mean(losses[-10:])) if len(finite) == len(losses)
-                            else float("inf"), "first_grad_norm": norms[0], "steps_finite": len(finite)})
+                            "first_loss": losses[0], "final_loss": final, "first_grad_norm": norms[0],
+                            "steps_finite": len(finite)})
         curves[name], norm_curves[name] = losses + [float("nan")] * (steps - len(losses)), norms
     train_table.save(out, "exploding_training", f"Depth-20 ReLU MLP, SGD momentum 0.9, {steps} steps")
     fig, axes = plots.grid(1, 2, 6.0, 4.0)

@@ -48,7 +48,8 @@ def measure(activation, depth, residual, seed, width=32, batch=64):
         dlogits = loss_fn.backward()
         dx = model.backward(dlogits)
     weight_grads = rec.column("weight_grad_norm")
-    spectral = [np.linalg.norm(m.weight.data.astype(np.float64), 2) for m in model.modules() if isinstance(m, nn.Linear)]
+    spectral = [np.linalg.norm(m.weight.data.astype(np.float64), 2) for m in model.modules()
+                if isinstance(m, nn.Linear)]
     bound = MAX_DERIVATIVE[activation] ** (depth - 1) * float(np.prod(spectral))
     input_ratio = np.linalg.norm(dx.astype(np.float64)) / np.linalg.norm(dlogits.astype(np.float64))
     return float(input_ratio), float(weight_grads[0] / weight_grads[-1]), bound, rec
@@ -99,7 +100,8 @@ def main(argv=None):
     for activation in ("sigmoid", "tanh", "relu"):
         for net, style in (("plain", "-"), ("residual", "--")):
             rows = table.where(activation=activation, net=net)
-            ax.semilogy(rows.column("depth"), rows.column("input_ratio"), style, marker="o", label=f"{activation} {net}")
+            ax.semilogy(rows.column("depth"), rows.column("input_ratio"), style, marker="o",
+                        label=f"{activation} {net}")
     ax.set_xlabel("depth (weight layers)")
     ax.set_ylabel("||dL/dx|| / ||dL/dlogits||")
     ax.grid(True, which="both", alpha=0.3)

@@ -88,8 +88,10 @@ def main(argv=None):
     batch = args.batch or (128 if args.quick else 512)
     out = pathlib.Path(args.out)
 
-    table = Table(["activation", "init", "std_L1", "std_L5", "std_L10", "saturated_L10", "zero_L10", "input_grad_ratio"])
-    bn_table = Table(["activation", "init", "bn_std_L1", "bn_std_L10", "act_std_L10", "saturated_L10", "input_grad_ratio"])
+    table = Table(["activation", "init", "std_L1", "std_L5", "std_L10", "saturated_L10", "zero_L10",
+                   "input_grad_ratio"])
+    bn_table = Table(["activation", "init", "bn_std_L1", "bn_std_L10", "act_std_L10", "saturated_L10",
+                      "input_grad_ratio"])
     for activation in ("tanh", "sigmoid", "relu"):
         runs, bn_runs = {}, {}
         for init in INITS:
@@ -97,8 +99,9 @@ def main(argv=None):
             std = rec.column("act_std", ACTIVATION_TYPES)
             sat = rec.column("frac_saturated", ACTIVATION_TYPES)
             zero = rec.column("frac_zero", ACTIVATION_TYPES)
-            table.append({"activation": activation, "init": init, "std_L1": std[0], "std_L5": std[4], "std_L10": std[-1],
-                          "saturated_L10": sat[-1], "zero_L10": zero[-1], "input_grad_ratio": ratio})
+            table.append({"activation": activation, "init": init, "std_L1": std[0], "std_L5": std[4],
+                          "std_L10": std[-1], "saturated_L10": sat[-1], "zero_L10": zero[-1],
+                          "input_grad_ratio": ratio})
             runs[init] = rec
             rec, ratio = run(activation, init, width, batch, batchnorm=True)
             bn_std = rec.column("act_std", BatchNorm1d)

@@ -41,7 +41,8 @@ def data_root(arg):
 
 
 def load(root, n_train, n_test=2000, seed=0):
-    train, test = fashion_mnist(root=root, train=True, normalize=True), fashion_mnist(root=root, train=False, normalize=True)
+    train = fashion_mnist(root=root, train=True, normalize=True)
+    test = fashion_mnist(root=root, train=False, normalize=True)
     pick = np.random.default_rng(seed).permutation(len(train))[:n_train]
     x, y = train.images[pick].reshape(n_train, -1), train.labels[pick]
     return (x, y), (test.images[:n_test].reshape(n_test, -1), test.labels[:n_test])

@@ -73,7 +73,8 @@ def main(argv=None):
     # ---- confusion matrix, mistakes, training curves
     x_test, y_test = test.images[:2000], test.labels[:2000]
     with npcnn.no_grad():
-        pred = np.concatenate([npcnn.to_numpy(model(npcnn.backend.asarray(x_test[i:i + 500]))).argmax(1) for i in range(0, 2000, 500)])
+        pred = np.concatenate([npcnn.to_numpy(model(npcnn.backend.asarray(x_test[i:i + 500]))).argmax(1)
+                               for i in range(0, 2000, 500)])
     print(f"test accuracy on 2000 digits: {(pred == y_test).mean():.4f}")
     viz.plot_confusion_matrix((pred, y_test), out("confusion_matrix.png"), classes=test.classes)
     viz.plot_misclassified(x_test, pred, y_test, out("misclassified.png"), k=16)

@@ -149,7 +149,8 @@ def test_color_jitter_formulas():
     ratio = b / x
     assert np.allclose(ratio, ratio[:, :1, :1, :1]) and 0.6 <= ratio.min() and ratio.max() <= 1.4
     c = T.ColorJitter(contrast=0.4, rng=np.random.default_rng(1))(x)
-    gray = lambda a: 0.299 * a[:, 0] + 0.587 * a[:, 1] + 0.114 * a[:, 2]
+    def gray(a):
+        return 0.299 * a[:, 0] + 0.587 * a[:, 1] + 0.114 * a[:, 2]
     np.testing.assert_allclose(gray(c).mean(axis=(1, 2)), gray(x).mean(axis=(1, 2)), atol=1e-12)
     assert not np.allclose(c, x)
     s = T.ColorJitter(saturation=0.4, rng=np.random.default_rng(1))(x)

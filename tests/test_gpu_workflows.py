@@ -265,3 +265,20 @@ def test_example_runs_on_cupy(cupy, tmp_path, name):
             pytest.skip("MNIST files not found (set NPCNN_DATA to a folder holding them)")
     load_example(name).main(args)
     assert any((tmp_path / "out").iterdir())
+
+
+def test_gpu_benchmark_runs(cupy, monkeypatch):
+    """benchmarks/gpu_bench.py's plumbing (synchronized timing, both conv algorithms, training
+    steps) on a small shape; its figures are for a real GPU."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_bench.py"
+    spec = importlib.util.spec_from_file_location("gpu_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "NETS", {"lenet5": bench.NETS["lenet5"]})
+    monkeypatch.setattr(bench, "CONVS", {"small": (2, 4, 9, 9, 4, 3, 1, 1)})
+    results = bench.main(["--quick"])
+    assert results["train"]["lenet5"]["img_s"] > 0
+    assert set(results["conv"]["small"]) == {"im2col", "fft"}

@@ -123,8 +123,8 @@ GRADCHECK_CASES = [
     GradcheckCase("Conv2d reflect pad", lambda: conv.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"), (1, 2, 5, 6)),
     GradcheckCase("Conv2d 7x7 algo=auto (FFT once merged)", lambda: conv.Conv2d(2, 2, 7, padding=3), (1, 2, 9, 9)),
     GradcheckCase("Conv1d", lambda: conv.Conv1d(3, 4, 3, padding=1), (2, 3, 10)),
-    GradcheckCase("ConvTranspose2d stride 2", lambda: conv.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1),
-                  (2, 3, 4, 4)),
+    GradcheckCase("ConvTranspose2d stride 2",
+                  lambda: conv.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1), (2, 3, 4, 4)),
     # pooling
     GradcheckCase("MaxPool2d(2)", lambda: pooling.MaxPool2d(2), (2, 3, 6, 6)),
     GradcheckCase("MaxPool2d(3, 2, pad 1)", lambda: pooling.MaxPool2d(3, stride=2, padding=1), (2, 2, 7, 7)),

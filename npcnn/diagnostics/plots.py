@@ -54,9 +54,10 @@ def plot_activation_histograms(runs, path=None, types=None, max_layers=8, bins=5
     """Histograms of layer outputs: one row per run, one column per layer.
 
     ``types`` keeps only layers of those types (e.g. the activation layers); at most
-    ``max_layers`` evenly spaced layers are shown. The layers of one run share one x range. Saturation shows as mass piled at +-1 (tanh)
-    or 0 and 1 (sigmoid), collapse as a spike at 0 with a tiny range (read the axis labels),
-    a healthy init as a spread that keeps its width from layer to layer.
+    ``max_layers`` evenly spaced layers are shown. The layers of one run share one x range.
+    Saturation shows as mass piled at +-1 (tanh) or 0 and 1 (sigmoid), collapse as a spike at 0
+    with a tiny range (read the axis labels), a healthy init as a spread that keeps its width from
+    layer to layer.
     """
     items = list(runs.items()) if isinstance(runs, dict) else list(runs)
     chosen = []

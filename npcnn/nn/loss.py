@@ -98,7 +98,8 @@ class CrossEntropyLoss(_Loss):
             _check_same_shape("CrossEntropyLoss (probability targets)", logits, target)
             count = int(np.prod(target.shape)) // logits.shape[1]
         else:
-            raise TypeError(f"CrossEntropyLoss: target must be integer class indices or float probabilities, got {target.dtype}")
+            raise TypeError("CrossEntropyLoss: target must be integer class indices or float probabilities, "
+                            f"got {target.dtype}")
         loss, cache = F.cross_entropy_forward(logits, target, self.label_smoothing, self.ignore_index)
         return loss, cache, count
 

@@ -18,8 +18,9 @@ def check_float(layer, x, expected_dtype=None):
         raise TypeError(f"{layer}: expected a floating-point input, got dtype {dtype} "
                         "(convert images with x.astype(np.float32) / 255)")
     if expected_dtype is not None and dtype != np.dtype(expected_dtype):
-        raise TypeError(f"{layer}: input dtype {dtype} does not match the parameters' dtype "
-                        f"{np.dtype(expected_dtype)}; convert the input or call model.to({np.dtype(expected_dtype).name})")
+        expected = np.dtype(expected_dtype)
+        raise TypeError(f"{layer}: input dtype {dtype} does not match the parameters' dtype {expected}; "
+                        f"convert the input or call model.to({expected.name})")
 
 
 def check_size(layer, x, axis, expected, what):

@@ -51,10 +51,19 @@ def count_transfer(direction, where):
 # ----------------------------------------------------------------------------- signatures
 
 
+_SIGNATURES = {}  # id(params) -> Signature: the inventory's lists live as long as the process
+
+
 def _signature(params):
     """An ``inspect.Signature`` from the inventory's [[name, kind, has_default], ...]."""
     if params is None:
         return None
+    if id(params) not in _SIGNATURES:
+        _SIGNATURES[id(params)] = (params, _build_signature(params))  # params kept: its id stays unique
+    return _SIGNATURES[id(params)][1]
+
+
+def _build_signature(params):
     built = [inspect.Parameter(name, getattr(inspect.Parameter, kind),
                                default=None if has_default else inspect.Parameter.empty)
              for name, kind, has_default in params]
