@@ -44,7 +44,8 @@ def test_gpu_suite_passes_on_the_fake_cupy():
     out = subprocess.run(command, cwd=ROOT, env=fake_cupy_env(), capture_output=True, text=True, timeout=600)
     summary = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]
-    assert "skipped" not in summary, f"a GPU test skipped on the fake CuPy: {out.stdout[-3000:]}"
+    skips = [line for line in out.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert not [s for s in skips if "cupy" in s.lower() or "gpu" in s.lower()], skips  # only missing data may skip
     passed = int(summary.split(" passed")[0].split()[-1])
     assert passed >= 100, summary  # 65 registry cases, ~30 workflow tests, the fake's own tests
 
