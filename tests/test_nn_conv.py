@@ -187,7 +187,7 @@ def test_errors(rng):
     x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
     with pytest.raises(ValueError, match="Conv2d: .*divisible by groups"):
         nn.Conv2d(3, 4, 3, groups=2)
-    with pytest.raises(ValueError, match=r"Conv2d: expected input of shape \(N, C, H, W\)"):
+    with pytest.raises(ValueError, match=r"Conv2d: expected input of shape \(N, C, H, W\).*add the batch axis"):
         nn.Conv2d(3, 4, 3)(x[0])
     with pytest.raises(ValueError, match="Conv2d: expected in_channels"):
         nn.Conv2d(4, 4, 3)(x)

@@ -8,7 +8,8 @@ def check_ndim(layer, x, ndims, layout):
     if not hasattr(x, "ndim"):
         raise TypeError(f"{layer}: expected an array of shape {layout}, got {type(x).__name__}")
     if x.ndim not in ndims:
-        raise ValueError(f"{layer}: expected input of shape {layout}, got shape {tuple(x.shape)}")
+        hint = "; for one sample add the batch axis: x[None]" if x.ndim == min(ndims) - 1 else ""
+        raise ValueError(f"{layer}: expected input of shape {layout}, got shape {tuple(x.shape)}{hint}")
 
 
 def check_float(layer, x, expected_dtype=None):
