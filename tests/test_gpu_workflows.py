@@ -235,6 +235,8 @@ def test_layer_given_a_host_array_names_itself(cupy):
         cpu = nn.Linear(3, 2)
     with pytest.raises(TypeError, match="Linear: the input is a CuPy array but the parameters are NumPy"):
         cpu(backend.xp().zeros((1, 3), dtype=np.float32))
+    with pytest.raises(TypeError, match="CrossEntropyLoss: the predictions are a CuPy .* the target is a NumPy"):
+        nn.CrossEntropyLoss()(backend.xp().zeros((2, 3), dtype=np.float32), np.array([0, 1]))
 
 
 EXAMPLE_RUNS = {

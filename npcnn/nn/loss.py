@@ -28,6 +28,9 @@ class _Loss(Module):
         if not hasattr(pred, "dtype") or np.dtype(pred.dtype).kind != "f":
             raise TypeError(f"{type(self).__name__}: predictions must be a floating-point array")
         target = backend.asarray(target) if not hasattr(target, "dtype") else target
+        if backend.is_cupy_array(target) != backend.is_cupy_array(pred):
+            raise TypeError(f"{type(self).__name__}: the predictions are a {_library(pred)} array but the target "
+                            f"is a {_library(target)} array; move the target with npcnn.backend.asarray(y)")
         loss, cache, count = self._elementwise(pred, target)
         self.save_for_backward((cache, loss.shape, count, pred.dtype))
         if self.reduction == "none":
@@ -51,6 +54,10 @@ class _Loss(Module):
 
     def extra_repr(self):
         return f"reduction={self.reduction!r}"
+
+
+def _library(a):
+    return "CuPy (GPU)" if backend.is_cupy_array(a) else "NumPy"
 
 
 def _check_same_shape(name, pred, target):
