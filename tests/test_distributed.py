@@ -624,3 +624,21 @@ def test_nccl_checkpoint_of_two_ranks_resumes_on_one_process_on_the_fake_cupy(tm
     assert code == 0 and "trained 2 epochs on 2 ranks" in output, output
     code, output, _ = run_mpi("check_resume.py", "resume", tmp_path, ranks=0, env_extra=env)
     assert code == 0 and "PASS check_resume" in output, output
+
+
+@pytest.mark.parametrize("version, kind", [("14.2.0", bytes), ("13.6.0", tuple)])
+def test_nccl_unique_id_travels_as_128_bytes_for_old_and_new_cupy(monkeypatch, version, kind):
+    """CuPy 14 gives and takes the NCCL id as bytes, earlier versions as 128 signed chars."""
+    import types
+
+    from npcnn.distributed.comm import _nccl_unique_id
+
+    raw = bytes(range(128))  # includes values >= 128: signed chars below zero in the old form
+    uid = raw if kind is bytes else tuple(int(v) for v in np.frombuffer(raw, np.int8))
+    nccl = types.SimpleNamespace(get_unique_id=lambda: uid)
+    sent = []
+    mpi = types.SimpleNamespace(rank=0, broadcast=lambda a, root: sent.append(a.copy()))
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(__version__=version))
+    result = _nccl_unique_id(nccl, mpi)
+    assert result == uid and type(result) is kind
+    assert sent[0].dtype == np.uint8 and sent[0].tobytes() == raw
