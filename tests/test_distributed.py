@@ -642,3 +642,23 @@ def test_nccl_unique_id_travels_as_128_bytes_for_old_and_new_cupy(monkeypatch, v
     result = _nccl_unique_id(nccl, mpi)
     assert result == uid and type(result) is kind
     assert sent[0].dtype == np.uint8 and sent[0].tobytes() == raw
+
+
+@pytest.mark.parametrize("fake_cupy", [False, True], ids=["numpy-mpi", "fake-cupy-nccl"])
+def test_cli_train_distributed_on_two_ranks(tmp_path, fake_cupy):
+    """``mpirun -n 2 python -m npcnn train ... --distributed``: one progress report, one set of
+    outputs (rank 0's), and on CuPy the gradients go through NCCL."""
+    try:
+        npcnn.data.mnist(train=False, download=False)
+    except (npcnn.data.DatasetNotFoundError, OSError):
+        pytest.skip("MNIST files not found (set NPCNN_DATA to a folder holding them)")
+    log = tmp_path / "nccl.log"
+    env = _fake_cupy_env(log) if fake_cupy else None
+    args = ["train", "--model", "lenet5", "--dataset", "mnist", "--epochs", "1", "--subset", "512",
+            "--out", tmp_path / "out", "--verbose", "2", "--distributed"]
+    code, output, _ = run_mpi("run_cli.py", *args, env_extra=env, timeout=180)
+    assert code == 0, output
+    assert output.count("test accuracy") == 1, output  # rank 0 alone reports
+    assert (tmp_path / "out" / "model.npz").is_file()
+    if fake_cupy:
+        assert "allReduce" in log.read_text().split()
