@@ -159,6 +159,11 @@ def rng():
     return _state["rng"]
 
 
+def draw_seed():
+    """A fresh seed in [0, 2**63 - 1) drawn from npcnn's generator, as a Python int."""
+    return int(to_numpy(rng().integers(0, 2**63 - 1)))
+
+
 def get_rng_state():
     """The generator's state as a JSON-friendly dict, for checkpoints.
 
@@ -169,7 +174,7 @@ def get_rng_state():
     generator = rng()
     if hasattr(generator, "bit_generator"):
         return generator.bit_generator.state
-    seed = int(to_numpy(generator.integers(0, 2**63 - 1)))
+    seed = draw_seed()
     _state["rng"] = xp().random.default_rng(seed)
     return {"seed": seed}
 

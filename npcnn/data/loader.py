@@ -61,7 +61,7 @@ class DataLoader:
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
         self.transform, self.to_float = transform, bool(to_float)
         if seed is None:
-            seed = int(backend.to_numpy(backend.rng().integers(0, 2**63 - 1)))
+            seed = backend.draw_seed()
         self.generator = np.random.default_rng(seed)
         self.epoch = 0  # epochs started
         self._epoch_state = None  # generator state at the start of the current epoch
