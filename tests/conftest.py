@@ -8,7 +8,8 @@ import pytest
 
 import npcnn
 
-_SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
+_SHARED_DATA = _ROOT.parent / "shared" / "data"
 if "NPCNN_DATA" not in os.environ and _SHARED_DATA.is_dir():
     os.environ["NPCNN_DATA"] = str(_SHARED_DATA)
 
@@ -60,3 +61,8 @@ def noncontiguous(a):
     view[...] = a
     assert not view.flags["C_CONTIGUOUS"]
     return view
+
+
+def fake_cupy_pythonpath():
+    """PYTHONPATH of a subprocess whose ``import cupy`` finds tests/fake_cupy (then the checkout)."""
+    return os.pathsep.join([str(_ROOT / "tests" / "fake_cupy"), str(_ROOT)])

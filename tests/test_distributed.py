@@ -32,7 +32,7 @@ from npcnn.distributed.sync_batchnorm import (
     sync_batch_norm_naive,
 )
 from npcnn.gradcheck import check_module
-from conftest import noncontiguous, torch_or_skip
+from conftest import fake_cupy_pythonpath, noncontiguous, torch_or_skip
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MPI_SCRIPTS = ROOT / "tests" / "mpi"
@@ -603,7 +603,7 @@ def test_mpi_killed_rank_stops_the_job_and_the_checkpoint_survives(tmp_path):
 def _fake_cupy_env(log):
     """Run the rank scripts on the CuPy backend with tests/fake_cupy as CuPy: its NCCL performs
     each collective with MPI on host memory and logs it, so npcnn's NCCL path runs end to end."""
-    return {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fake_cupy"), str(ROOT)]),
+    return {"PYTHONPATH": fake_cupy_pythonpath(),
             "NPCNN_BACKEND": "cupy", "FAKE_NCCL_LOG": str(log)}
 
 

@@ -25,7 +25,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import cupy_or_skip
+from conftest import cupy_or_skip, fake_cupy_pythonpath
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FAKE = ROOT / "tests" / "fake_cupy"
@@ -34,7 +34,8 @@ FAKE = ROOT / "tests" / "fake_cupy"
 def fake_cupy_env(**extra):
     """Environment of a subprocess whose ``import cupy`` is the fake."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(FAKE), str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    inherited = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
+    env["PYTHONPATH"] = os.pathsep.join([fake_cupy_pythonpath()] + inherited)
     env.update(extra)
     return env
 

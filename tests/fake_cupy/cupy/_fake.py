@@ -90,7 +90,8 @@ def check_call(qualname, params, args, kwargs):
 def to_host(obj, strict, where):
     """``obj`` with each device array replaced by its host buffer (no copy).
 
-    With ``strict``, a NumPy array of rank >= 1 among the arguments is the error CuPy raises.
+    With ``strict``, a NumPy array of rank >= 1 among the arguments is the error CuPy raises
+    (whether or not device arrays come with it).
     """
     if isinstance(obj, ndarray):
         return obj._a
@@ -139,8 +140,6 @@ def device_function(qualname, func, params):
 
     def call(*args, **kwargs):
         check_call(qualname, params, args, kwargs)
-        if not accepts_host and not has_device_array((args, kwargs)):
-            _reject_host_only(qualname, args, kwargs)
         if accepts_host and not has_device_array(args[:1]):
             count_transfer("to_device", qualname)
         args, kwargs = to_host((args, kwargs), strict=not accepts_host, where=qualname)
@@ -164,11 +163,6 @@ def check_ufunc_call(qualname, entry, method, args, kwargs):
     check_call(f"{qualname}.{method}", method_entry.get("params"), args, kwargs)
 
 
-def _reject_host_only(qualname, args, kwargs):
-    """A CuPy function given NumPy arrays (and no device array) raises, as CuPy does."""
-    to_host((args, kwargs), strict=True, where=qualname)
-
-
 class DeviceUfunc:
     """A NumPy/SciPy ufunc behaving as the CuPy ufunc ``qualname`` (methods as ``cupy.ufunc``)."""
 
@@ -180,8 +174,6 @@ class DeviceUfunc:
     def _apply(self, method, args, kwargs):
         where = f"{self.qualname}.{method}" if method != "__call__" else self.qualname
         check_ufunc_call(self.qualname, self.entry, method, args, kwargs)
-        if not has_device_array((args, kwargs)):
-            _reject_host_only(where, args, kwargs)
         args, kwargs = to_host((args, kwargs), strict=True, where=where)
         return to_device(getattr(self.ufunc, method)(*args, **kwargs))
 
