@@ -1,0 +1,43 @@
+"""What every lesson shares: the ``--quick`` switch, where its figures go, and how it states a claim.
+
+A lesson imports this file with ``from _course import setup, claim`` (it sits beside the lessons),
+so each lesson stays a page of npcnn's public API plus these three helpers.
+"""
+
+import argparse
+import os
+import pathlib
+import sys
+
+
+def setup(name, description=""):
+    """Parse the lesson's flags and make its output folder.
+
+    Returns ``(quick, out)``: ``quick`` is True under ``--quick`` (what CI runs: small data, few
+    steps), and ``out`` is ``runs/lessons/<name>/`` (or ``$NPCNN_LESSONS_OUT/<name>/``). Unknown
+    arguments are ignored, so the same code runs inside a notebook kernel, whose argv is Jupyter's.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small data and few steps (what CI runs)")
+    args, _ = parser.parse_known_args(sys.argv[1:] if "ipykernel" not in sys.modules else [])
+    root = pathlib.Path(os.environ.get("NPCNN_LESSONS_OUT", "runs/lessons"))
+    out = root / name
+    out.mkdir(parents=True, exist_ok=True)
+    return args.quick, out
+
+
+def claim(text, holds):
+    """Print one claim of the lesson with its verdict, and stop the lesson if it does not hold."""
+    print(f"[{'ok' if holds else 'FAILED'}] {text}")
+    assert holds, text
+
+
+def savefig(fig, out, filename):
+    """Write a matplotlib figure to ``out/filename`` and return the path (closing the figure)."""
+    import matplotlib.pyplot as plt
+
+    path = pathlib.Path(out) / filename
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    print(f"wrote {path}")
+    return path
