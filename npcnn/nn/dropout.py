@@ -27,10 +27,7 @@ class Dropout(Module):
 
     def forward(self, x):
         check_float("Dropout", x)
-        if not self.training:
-            self.save_for_backward((None, 1.0))
-            return x
-        out, cache = dropout_forward(x, self.p)
+        out, cache = dropout_forward(x, self.p if self.training else 0.0)  # eval: the identity
         self.save_for_backward(cache)
         return out
 
@@ -57,10 +54,7 @@ class Dropout2d(Module):
     def forward(self, x):
         check_ndim("Dropout2d", x, (3, 4), "(N, C, H, W)")
         check_float("Dropout2d", x)
-        if not self.training:
-            self.save_for_backward((None, 1.0))
-            return x
-        out, cache = dropout_forward(x, self.p, channel_mask_shape(x))
+        out, cache = dropout_forward(x, self.p if self.training else 0.0, channel_mask_shape(x))
         self.save_for_backward(cache)
         return out
 

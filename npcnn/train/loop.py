@@ -17,7 +17,7 @@ import math
 
 from .. import backend
 from ..grad_mode import no_grad
-from ..nn.utils import clip_grad_norm_
+from ..nn.utils import clip_grad_norm_, eval_mode
 from ..optim.lr_scheduler import ReduceLROnPlateau
 from .checkpoint import load_checkpoint, save_checkpoint
 from .history import History
@@ -185,17 +185,15 @@ def _scalars(loss_mean, metrics):
 def evaluate(model, loader, metrics=("accuracy",), loss_fn=None):
     """``{"loss": ..., "accuracy": ..., ...}`` of ``model`` over ``loader``.
 
-    Runs in eval mode under ``no_grad()`` and puts the model's mode back afterwards. The loss
+    Runs in eval mode under ``no_grad()`` and puts every module's mode back afterwards. The loss
     is included when ``loss_fn`` is given; metric objects that return arrays (a confusion
     matrix) appear as arrays.
     """
-    was_training = model.training
-    model.eval()
     loss_mean = Mean("loss")
     running = [make_metric(spec) for spec in metrics]
     for metric in running:
         metric.reset()
-    try:
+    with eval_mode(model):
         with no_grad():
             for x, y in loader:
                 x, y = backend.asarray(x), backend.asarray(y)
@@ -204,8 +202,6 @@ def evaluate(model, loader, metrics=("accuracy",), loss_fn=None):
                     loss_mean.update(float(loss_fn(logits, y)), int(x.shape[0]))
                 for metric in running:
                     metric.update(logits, y)
-    finally:
-        model.train(was_training)
     results = {"loss": loss_mean.compute()} if loss_fn is not None else {}
     for metric in running:
         value = metric.compute()
