@@ -25,6 +25,7 @@ modules assigned as attributes are registered automatically, with PyTorch's name
 ``state_dict()`` keys such as ``"layer1.0.conv1.weight"`` match PyTorch's.
 """
 
+import contextlib
 import functools
 import weakref
 from collections import OrderedDict, deque, namedtuple
@@ -112,6 +113,16 @@ class _Graph:
 
 
 _graph = _Graph()
+
+_DEVICES = {"cpu": "numpy", "numpy": "numpy", "cuda": "cupy", "gpu": "cupy", "cupy": "cupy"}
+
+
+def _device_name(device):
+    """The backend ("numpy" or "cupy") a PyTorch-style device names, or None if it is no device."""
+    kind = getattr(device, "type", device) if not isinstance(device, (np.dtype, type)) else None
+    if not isinstance(kind, str):
+        return None
+    return _DEVICES.get(kind.split(":")[0].strip().lower())
 
 
 def _shape_signature(value):
@@ -481,9 +492,32 @@ class Module:
         """Evaluation mode; backward still works (saliency maps need it)."""
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
+        """Forget every parameter's gradient: ``grad = None`` (default, as PyTorch), or arrays of
+        zeros with ``set_to_none=False`` (for parameters that have a gradient)."""
         for param in self.parameters():
-            param.zero_grad()
+            param.zero_grad(set_to_none=set_to_none)
+
+    def apply(self, fn):
+        """Call ``fn(module)`` on every submodule, children first, then on this module (PyTorch's
+        order, used for custom initialization); returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def get_submodule(self, target):
+        """The submodule at the dotted path ``target`` (``""`` is this module), e.g.
+        ``model.get_submodule("layer1.0.conv1")``; an AttributeError names the missing part."""
+        module = self
+        if target == "":
+            return module
+        for item in target.split("."):
+            child = module._modules.get(item)
+            if child is None:
+                raise AttributeError(f"{type(module).__name__} has no submodule `{item}` (looking up {target!r})")
+            module = child
+        return module
 
     def requires_grad_(self, requires_grad=True):
         for param in self.parameters():
@@ -505,32 +539,56 @@ class Module:
 
     # ------------------------------------------------------------------ dtype and backend
 
-    def to(self, dtype=None):
-        """Move every parameter and buffer to the active backend, casting floats to ``dtype``.
+    def to(self, *args, dtype=None, device=None):
+        """Move every parameter and buffer to a backend and/or cast floats to a dtype.
 
-        ``model.to()`` after ``npcnn.set_backend("cupy")`` moves a model to the GPU;
-        ``model.to(np.float64)`` (or ``model.double()``) prepares a gradient check.
+        Accepts PyTorch's forms: ``model.to("cpu")`` / ``model.to("cuda")`` (also ``"cuda:0"``,
+        ``"numpy"``, ``"cupy"`` or an object with a ``.type`` such as ``torch.device``) moves the
+        arrays to NumPy / CuPy; ``model.to(np.float64)`` (or ``model.double()``) casts the float
+        arrays (integer buffers keep their dtype); ``model.to("cuda", np.float32)`` does both.
+        ``model.to()`` moves everything to the active backend (``npcnn.set_backend``). Inputs
+        must then live on the same backend (``npcnn.backend.asarray`` under that backend).
         """
+        for arg in args:
+            if _device_name(arg) is not None:
+                device = arg
+            else:
+                dtype = arg
+        target = np.dtype(dtype) if dtype is not None else None
+        name = _device_name(device) if device is not None else None
+        if device is not None and name is None:
+            raise ValueError(f"{type(self).__name__}.to: unknown device {device!r}; expected 'cpu' or 'cuda'")
 
         def convert(a):
             a_dtype = np.dtype(a.dtype)
-            target = np.dtype(dtype) if dtype is not None and a_dtype.kind == "f" else a_dtype
-            return backend.asarray(a, dtype=target)
+            return backend.asarray(a, dtype=target if target is not None and a_dtype.kind == "f" else a_dtype)
 
-        for module in self.modules():
-            for param in module._parameters.values():
-                if param is not None:
-                    param.data = convert(param.data)
-                    param.grad = None if param.grad is None else convert(param.grad)
-            for name, buf in list(module._buffers.items()):
-                if buf is not None:
-                    setattr(module, name, convert(buf))
+        with (backend.use_backend(name) if name is not None else contextlib.nullcontext()):
+            for module in self.modules():
+                for param in module._parameters.values():
+                    if param is not None:
+                        param.data = convert(param.data)
+                        param.grad = None if param.grad is None else convert(param.grad)
+                for buf_name, buf in list(module._buffers.items()):
+                    if buf is not None:
+                        setattr(module, buf_name, convert(buf))
         return self
 
+    def cpu(self):
+        """Move every parameter and buffer to NumPy (``to("cpu")``)."""
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        """Move every parameter and buffer to CuPy (``to("cuda")``); ``device`` is accepted for
+        PyTorch compatibility (npcnn uses CuPy's current device)."""
+        return self.to("cuda")
+
     def double(self):
+        """Cast float parameters and buffers to float64 (``to(np.float64)``)."""
         return self.to(np.float64)
 
     def float(self):
+        """Cast float parameters and buffers to float32 (``to(np.float32)``)."""
         return self.to(np.float32)
 
     # ------------------------------------------------------------------ state
