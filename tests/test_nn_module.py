@@ -252,3 +252,39 @@ def test_model_tree_helpers_live_in_nn_utils_and_stay_importable_from_viz():
         assert getattr(_common, name) is getattr(utils, name)
     model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
     assert utils.find_layer(model, "2") == ("2", model[2]) and utils.last_linear(model) is model[2]
+
+
+# ----------------------------------------------------------------------------- load_state_dict: check all, then assign
+
+
+def test_failed_load_state_dict_overwrites_nothing():
+    a, b = TwoLayer(), TwoLayer()
+    before = {k: v.copy() for k, v in b.state_dict().items()}
+    state = {k: v.copy() for k, v in a.state_dict().items()}
+    state["fc2.weight"] = np.zeros((2, 2), np.float32)  # the last key is wrong
+    with pytest.raises(ValueError, match="'fc2.weight' has shape"):
+        b.load_state_dict(state)
+    for k, v in b.state_dict().items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+
+
+def test_float64_values_beyond_float32_are_an_error_not_inf():
+    m = TwoLayer()
+    state = {k: np.asarray(v, dtype=np.float64) if v.dtype.kind == "f" else v for k, v in m.state_dict().items()}
+    state["fc1.bias"] = state["fc1.bias"].copy()
+    state["fc1.bias"][0] = 1e300
+    kept = m.fc1.weight.data.copy()
+    with pytest.raises(ValueError, match="'fc1.bias' holds finite float64 values beyond the range of float32"):
+        m.load_state_dict(state)
+    np.testing.assert_array_equal(m.fc1.weight.data, kept)
+    state["fc1.bias"][0] = 0.5
+    m.load_state_dict(state)  # in range: cast to float32
+    assert m.fc1.bias.dtype == np.float32 and m.fc1.bias.data[0] == 0.5
+
+
+def test_load_state_dict_rejects_floats_into_integer_buffers():
+    m = TwoLayer()
+    state = dict(m.state_dict())
+    state["seen"] = np.array([1.5])
+    with pytest.raises(ValueError, match="'seen' has dtype float64, which cannot be loaded into a int64 slot"):
+        m.load_state_dict(state)

@@ -126,9 +126,10 @@ def hardswish_forward(x):
 
 
 def hardswish_backward(dout, x):
-    """dx = 0 for x < -3, dout (x / 3 + 1/2) for -3 <= x <= 3, dout for x > 3 (PyTorch's sides)."""
+    """dx = 0 for x <= -3, dout (x / 3 + 1/2) for -3 < x < 3, dout for x >= 3 (at the kinks the
+    one-sided derivative PyTorch uses: that of the outer pieces)."""
     xp = get_array_module(x)
-    slope = xp.where(x < -3.0, 0.0, xp.where(x <= 3.0, x / 3.0 + 0.5, 1.0)).astype(x.dtype, copy=False)
+    slope = xp.where(x <= -3.0, 0.0, xp.where(x < 3.0, x / 3.0 + 0.5, 1.0)).astype(x.dtype, copy=False)
     return dout * slope
 
 

@@ -188,7 +188,7 @@ class SiLU(Module):
 
 class Hardswish(Module):
     """Hardswish (MobileNetV3): out = x relu6(x + 3) / 6;
-    dx = 0 (x < -3),  dout (x / 3 + 1/2) (-3 <= x <= 3),  dout (x > 3).
+    dx = 0 (x <= -3),  dout (x / 3 + 1/2) (-3 < x < 3),  dout (x >= 3).
 
     ``inplace`` is accepted for PyTorch compatibility; npcnn never writes into its input. PyTorch
     prints ``Hardswish()`` whatever ``inplace`` is, and so does npcnn.

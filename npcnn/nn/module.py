@@ -608,8 +608,11 @@ class Module:
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays from ``state_dict`` into this module's parameters and buffers.
 
-        Shapes must match exactly; values are cast to each slot's dtype and moved to the active
-        backend. With ``strict=True`` a missing or unexpected key is an error naming the keys.
+        Every key, shape and dtype is checked before anything is assigned, so a failing load
+        leaves the module untouched. Shapes must match exactly; values are cast to each slot's
+        dtype (an integer slot takes integers only; a float32 slot refuses float64 values beyond
+        float32's range instead of loading them as inf) and moved to the active backend. With
+        ``strict=True`` a missing or unexpected key is an error naming the keys.
         """
         slots = {}
         for module_name, module in self.named_modules():
@@ -623,23 +626,37 @@ class Module:
             raise KeyError(
                 f"load_state_dict into {type(self).__name__}: missing keys {missing}, unexpected keys {unexpected}"
             )
+        staged = []
         for key, (module, registry, name) in slots.items():
-            if key not in state_dict:
-                continue
-            current = registry[name]
-            current_array = current.data if isinstance(current, Parameter) else current
-            value = state_dict[key]
-            if tuple(np.shape(value)) != tuple(current_array.shape):
-                raise ValueError(
-                    f"load_state_dict: '{key}' has shape {tuple(np.shape(value))} in the state dict "
-                    f"but {tuple(current_array.shape)} in {type(self).__name__}"
-                )
-            array = backend.asarray(value, dtype=current_array.dtype).copy()
+            if key in state_dict:
+                current = registry[name]
+                current_array = current.data if isinstance(current, Parameter) else current
+                staged.append((module, name, current, self._checked_value(key, state_dict[key], current_array)))
+        for module, name, current, array in staged:  # all checks passed: now assign
             if isinstance(current, Parameter):
                 current.data = array
             else:
                 setattr(module, name, array)
         return IncompatibleKeys(missing, unexpected)
+
+    def _checked_value(self, key, value, current):
+        """``value`` as a new array of ``current``'s dtype and shape, or a ValueError naming ``key``."""
+        where = f"load_state_dict into {type(self).__name__}: '{key}'"
+        shape = tuple(np.shape(value))
+        if shape != tuple(current.shape):
+            raise ValueError(f"load_state_dict: '{key}' has shape {shape} in the state dict "
+                             f"but {tuple(current.shape)} in {type(self).__name__}")
+        source = np.dtype(getattr(value, "dtype", None) or np.asarray(value).dtype)
+        target = np.dtype(current.dtype)
+        if source.kind not in "biuf" or (target.kind in "biu" and source.kind == "f"):
+            raise ValueError(f"{where} has dtype {source}, which cannot be loaded into a {target} slot")
+        xp = backend.get_array_module(value)
+        if target.kind == "f" and source.kind == "f" and source.itemsize > target.itemsize:
+            big = xp.isfinite(value) & (xp.abs(value) > float(np.finfo(target).max))
+            if bool(big.any()):
+                raise ValueError(f"{where} holds finite {source} values beyond the range of {target} "
+                                 f"(|x| > {float(np.finfo(target).max):.3e}); they would load as inf")
+        return backend.asarray(value, dtype=target).copy()
 
     # ------------------------------------------------------------------ printing
 
