@@ -233,3 +233,10 @@ def test_batchnorm_without_bias_trains_only_the_scale(rng, float64):
     assert layer.bias is None and [n for n, _ in layer.named_parameters()] == ["weight"]
     check_module(layer, rng.standard_normal((5, 3))).assert_ok()
     check_module(nn.GroupNorm(2, 4, bias=False), rng.standard_normal((2, 4, 3))).assert_ok()
+
+
+def test_block_and_container_arguments_are_validated():
+    with pytest.raises(ValueError, match="SqueezeExcitation: reduction must be an integer >= 1, got 0"):
+        nn.SqueezeExcitation(8, reduction=0)
+    with pytest.raises(TypeError, match="Flatten: start_dim must be an int"):
+        nn.Flatten(start_dim=1.0)

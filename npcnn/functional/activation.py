@@ -27,16 +27,19 @@ def relu6_forward(x):
 
 
 def relu6_backward(dout, mask):
+    """dx = dout where 0 < x < 6, else 0."""
     return dout * mask
 
 
 def leaky_relu_forward(x, negative_slope=0.01):
+    """out = x for x > 0, negative_slope * x otherwise; the cache is (mask x > 0, slope)."""
     mask = x > 0
     xp = get_array_module(x)
     return xp.where(mask, x, x * negative_slope), (mask, negative_slope)
 
 
 def leaky_relu_backward(dout, cache):
+    """dx = dout for x > 0, negative_slope * dout otherwise."""
     mask, negative_slope = cache
     xp = get_array_module(dout)
     return xp.where(mask, dout, dout * negative_slope)
@@ -55,6 +58,7 @@ def sigmoid_backward(dout, out):
 
 
 def tanh_forward(x):
+    """out = tanh(x); the cache is the output (its derivative is 1 - out^2)."""
     xp = get_array_module(x)
     out = xp.tanh(x)
     return out, out

@@ -54,6 +54,7 @@ def cross_entropy_forward(logits, target, label_smoothing=0.0, ignore_index=-100
 
 
 def cross_entropy_backward(dloss, cache):
+    """dlogits = dloss * (softmax * sum_c w_c q_c - w q) (the cache holds log-softmax and w q)."""
     logp, q = cache
     xp = get_array_module(logp)
     dloss = xp.expand_dims(dloss, 1)
@@ -73,6 +74,7 @@ def nll_forward(logp, target, ignore_index=-100, weight=None):
 
 
 def nll_backward(dloss, picked):
+    """dlogp = -dloss * w[t] one_hot(t)  (``picked`` is the weighted one-hot of the forward)."""
     xp = get_array_module(picked)
     return -xp.expand_dims(dloss, 1) * picked
 
@@ -86,6 +88,7 @@ def bce_with_logits_forward(x, t):
 
 
 def bce_with_logits_backward(dloss, cache):
+    """dx = dloss * (sigmoid(x) - t)."""
     x, t = cache
     xp = get_array_module(x)
     return dloss * (0.5 * (1.0 + xp.tanh(0.5 * x)) - t)
@@ -101,6 +104,7 @@ def bce_forward(p, t):
 
 
 def bce_backward(dloss, cache):
+    """dp = dloss * (p - t) / max(p (1 - p), 1e-12)."""
     p, t = cache
     xp = get_array_module(p)
     return dloss * (p - t) / xp.maximum(p * (1.0 - p), 1e-12)
@@ -113,6 +117,7 @@ def mse_forward(pred, target):
 
 
 def mse_backward(dloss, diff):
+    """dpred = dloss * 2 (pred - target)."""
     return dloss * (2.0 * diff)
 
 
@@ -124,6 +129,7 @@ def l1_forward(pred, target):
 
 
 def l1_backward(dloss, diff):
+    """dpred = dloss * sign(pred - target)."""
     xp = get_array_module(diff)
     return dloss * xp.sign(diff)
 

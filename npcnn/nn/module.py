@@ -431,11 +431,13 @@ class Module:
     # ------------------------------------------------------------------ traversal
 
     def named_children(self):
+        """(name, module) of each direct child, in registration order."""
         for name, module in self._modules.items():
             if module is not None:
                 yield name, module
 
     def children(self):
+        """The direct child modules, in registration order."""
         for _, module in self.named_children():
             yield module
 
@@ -453,6 +455,7 @@ class Module:
             stack.extend(reversed(children))
 
     def modules(self):
+        """This module and all its descendants, each once (see :meth:`named_modules`)."""
         for _, module in self.named_modules():
             yield module
 
@@ -467,16 +470,19 @@ class Module:
                 yield (f"{module_name}.{name}" if module_name else name), param
 
     def parameters(self):
+        """Every Parameter once, in ``named_parameters`` order (what optimizers take)."""
         for _, param in self.named_parameters():
             yield param
 
     def named_buffers(self, prefix=""):
+        """(dotted name, array) of every buffer (running statistics, counters)."""
         for module_name, module in self.named_modules(prefix):
             for name, buf in module._buffers.items():
                 if buf is not None:
                     yield (f"{module_name}.{name}" if module_name else name), buf
 
     def buffers(self):
+        """Every buffer array (see :meth:`named_buffers`)."""
         for _, buf in self.named_buffers():
             yield buf
 
@@ -520,6 +526,7 @@ class Module:
         return module
 
     def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` on every parameter (False also drops their gradients); returns self."""
         for param in self.parameters():
             param.requires_grad = bool(requires_grad)
             if not requires_grad:
@@ -531,6 +538,7 @@ class Module:
         return self.requires_grad_(False)
 
     def unfreeze(self):
+        """Train every parameter of this module again (undoes :meth:`freeze`)."""
         return self.requires_grad_(True)
 
     def num_parameters(self, trainable_only=False):
@@ -661,6 +669,8 @@ class Module:
     # ------------------------------------------------------------------ printing
 
     def extra_repr(self):
+        """The text inside the parentheses of ``repr(module)`` (the constructor arguments, as
+        PyTorch prints them); empty by default."""
         return ""
 
     def __repr__(self):

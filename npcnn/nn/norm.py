@@ -21,7 +21,13 @@ from .validation import check_float, check_int, check_ndim, check_number, check_
 
 
 class _BatchNorm(Module):
-    """Shared body of BatchNorm1d and BatchNorm2d (they differ only in the accepted ranks)."""
+    """Shared body of BatchNorm1d and BatchNorm2d (they differ only in the accepted ranks).
+
+    Arguments (PyTorch's): ``eps > 0`` is added to the variance; ``momentum`` in [0, 1] is the
+    weight of each batch in the running averages (None: their cumulative mean);
+    ``affine`` learns gamma (and beta unless ``bias=False``); ``track_running_stats`` keeps the
+    running averages that evaluation uses (without them evaluation uses the batch's statistics).
+    """
 
     _ndims, _layout = (), ""
 
@@ -112,6 +118,14 @@ class BatchNorm1d(_BatchNorm):
     training  dx = gamma / (M sqrt(var_B + eps)) (M dout - sum dout - xhat sum(dout xhat));
     eval      dx = gamma dout / sqrt(running_var + eps);
     dgamma = sum(dout xhat),  dbeta = sum(dout).
+
+    ``bias=False`` (with ``affine=True``) keeps only the scale gamma, as PyTorch.
+
+    Small batches: the batch's mean and variance estimate the dataset's from only the M entries
+    of each channel, so with few samples (roughly N < 16; N = 1 on (1, C) is refused in training:
+    one value per channel has no variance) they are noisy, training and evaluation see different
+    statistics, and the running averages drift. Per-sample normalizations do not depend on the
+    batch at all: :class:`GroupNorm` for convolutional features, :class:`LayerNorm` for vectors.
     """
 
     _ndims, _layout = (2, 3), "(N, C) or (N, C, L)"
@@ -121,6 +135,12 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalization per channel: x (N, C, H, W), statistics over (N, H, W).
 
     Formulas as BatchNorm1d, with M = N H W entries per channel.
+
+    Small batches: the batch's mean and variance estimate the dataset's from only the M entries
+    of each channel, so with few samples (roughly N < 16; N = 1 on (1, C) is refused in training:
+    one value per channel has no variance) they are noisy, training and evaluation see different
+    statistics, and the running averages drift. Per-sample normalizations do not depend on the
+    batch at all: :class:`GroupNorm` for convolutional features, :class:`LayerNorm` for vectors.
     """
 
     _ndims, _layout = (4,), "(N, C, H, W)"
@@ -133,6 +153,10 @@ class LayerNorm(Module):
     y = gamma (x - mu) / sqrt(var + eps) + beta with mu, var (biased) per sample.
     Gradients: g = dout gamma;  dx = (g - mean g - xhat mean(g xhat)) / sqrt(var + eps)
     (means over the normalized dimensions);  dgamma = sum(dout xhat),  dbeta = sum(dout).
+
+    Batch size does not matter: each sample is normalized with its own statistics, the same at
+    batch 1 as at 256 and in training as in evaluation (why transformers and small-batch
+    training use it instead of :class:`BatchNorm1d`).
     """
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
@@ -190,6 +214,11 @@ class GroupNorm(Module):
     shifted per channel: y = gamma_c xhat + beta_c.
     Gradients: per block, g = dout gamma, dx = (g - mean g - xhat mean(g xhat)) / sqrt(var + eps);
     dgamma_c = sum over (N, *) of dout xhat, dbeta_c = sum over (N, *) of dout.
+
+    Batch size does not matter: the statistics are per sample, so GroupNorm is the replacement
+    for :class:`BatchNorm2d` when batches are small (detection, segmentation, batch 1-8; Wu & He,
+    2018). num_groups = 1 normalizes over all of (C, *) per sample (LayerNorm over the feature
+    map); num_groups = C is instance normalization.
     """
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, bias=True):
@@ -242,6 +271,8 @@ class LocalResponseNorm(Module):
     the channels),  out_c = x_c scale_c^(-beta).
     Gradient: dx_j = dout_j scale_j^(-beta)
               - (2 alpha beta / size) x_j sum_{c: j in window(c)} dout_c x_c scale_c^(-beta-1).
+
+    Per position of each sample, so the batch size does not matter.
     """
 
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):

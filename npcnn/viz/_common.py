@@ -50,6 +50,7 @@ def targets_for(logits, target):
 
 
 def one_hot(classes, num_classes, dtype):
+    """(N,) class indices -> (N, num_classes) one-hot rows of ``dtype``."""
     xp = backend.get_array_module(classes)
     out = xp.zeros((classes.shape[0], num_classes), dtype=dtype)
     out[xp.arange(classes.shape[0]), classes] = 1.0
