@@ -240,3 +240,51 @@ def test_block_and_container_arguments_are_validated():
         nn.SqueezeExcitation(8, reduction=0)
     with pytest.raises(TypeError, match="Flatten: start_dim must be an int"):
         nn.Flatten(start_dim=1.0)
+
+
+# ----------------------------------------------------------------------------- the new pieces on CuPy
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("make,shape", [(lambda: nn.Upsample(scale_factor=2), (1, 2, 3, 4)),
+                                        (lambda: nn.Upsample(scale_factor=1.5, mode="bilinear"), (1, 2, 3, 4)),
+                                        (lambda: nn.Upsample(size=5, mode="linear", align_corners=True), (1, 2, 3)),
+                                        (lambda: nn.SiLU(), (3, 4)), (lambda: nn.Hardswish(), (3, 4)),
+                                        (lambda: nn.Unflatten(1, (2, 3)), (2, 6))])
+def test_new_layers_on_cupy_match_numpy(make, shape):
+    from conftest import cupy_or_skip
+
+    cupy_or_skip()
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    layer = make()
+    out = layer(x)
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    dx = layer.backward(dout)
+    with npcnn.use_backend("cupy"):
+        out_gpu = layer(npcnn.backend.asarray(x))
+        dx_gpu = layer.backward(npcnn.backend.asarray(dout))
+        assert out_gpu.dtype == np.float32 and dx_gpu.dtype == np.float32
+    np.testing.assert_allclose(npcnn.backend.to_numpy(out_gpu), out, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(npcnn.backend.to_numpy(dx_gpu), dx, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_weighted_cross_entropy_and_to_cuda_on_cupy():
+    from conftest import cupy_or_skip
+
+    cupy_or_skip()
+    rng = np.random.default_rng(0)
+    logits, y, w = rng.standard_normal((5, 3)), np.array([0, 1, 2, 1, 0]), np.array([0.5, 1.0, 2.0])
+    cpu = nn.CrossEntropyLoss(weight=w, ignore_index=1, label_smoothing=0.1)
+    value = cpu(logits, y)
+    grad = cpu.backward()
+    gpu = nn.CrossEntropyLoss(weight=w, ignore_index=1, label_smoothing=0.1).to("cuda")
+    with npcnn.use_backend("cupy"):
+        value_gpu = gpu(npcnn.backend.asarray(logits), npcnn.backend.asarray(y))
+        grad_gpu = gpu.backward()
+    assert value_gpu.item() == pytest.approx(value.item(), rel=1e-12)
+    np.testing.assert_allclose(npcnn.backend.to_numpy(grad_gpu), grad, rtol=1e-12)
+    model = _model().to("cuda")
+    assert npcnn.backend.is_cupy_array(model[0].weight.data) and npcnn.backend.is_cupy_array(model[1].running_mean)
+    assert np.asarray(model[0].weight).shape == (4, 3)
+    assert isinstance(model.cpu()[0].weight.data, np.ndarray)
