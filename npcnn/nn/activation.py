@@ -13,16 +13,25 @@ def _inplace_repr(inplace, prefix=""):
     return f"{prefix}, inplace=True" if prefix else "inplace=True"
 
 
-class ReLU(Module):
+class _InplaceActivation(Module):
+    """Base of the activations that take PyTorch's ``inplace`` flag: it is accepted and shown in
+    the repr, never acted on (npcnn does not write into inputs: the backward may need them and
+    another branch may read them)."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def extra_repr(self):
+        return _inplace_repr(self.inplace)
+
+
+class ReLU(_InplaceActivation):
     """out = max(x, 0);  dx = dout * [x > 0].
 
     ``inplace`` is accepted for PyTorch compatibility and shown in the repr; npcnn never writes
     into its input (the backward needs it, and another branch may read it).
     """
-
-    def __init__(self, inplace=False):
-        super().__init__()
-        self.inplace = bool(inplace)
 
     def forward(self, x):
         check_float("ReLU", x)
@@ -33,20 +42,13 @@ class ReLU(Module):
     def backward(self, dout):
         return F.relu_backward(dout, self.pop_saved())
 
-    def extra_repr(self):
-        return _inplace_repr(self.inplace)
 
-
-class ReLU6(Module):
+class ReLU6(_InplaceActivation):
     """out = min(max(x, 0), 6);  dx = dout * [0 < x < 6]  (MobileNet's bounded ReLU).
 
     ``inplace`` is accepted for PyTorch compatibility and shown in the repr; npcnn never writes
     into its input (the backward needs it, and another branch may read it).
     """
-
-    def __init__(self, inplace=False):
-        super().__init__()
-        self.inplace = bool(inplace)
 
     def forward(self, x):
         check_float("ReLU6", x)
@@ -57,11 +59,8 @@ class ReLU6(Module):
     def backward(self, dout):
         return F.relu6_backward(dout, self.pop_saved())
 
-    def extra_repr(self):
-        return _inplace_repr(self.inplace)
 
-
-class LeakyReLU(Module):
+class LeakyReLU(_InplaceActivation):
     """out = x if x > 0 else slope * x;  dx = dout if x > 0 else slope * dout.
 
     ``inplace`` is accepted for PyTorch compatibility and shown in the repr; npcnn never writes
@@ -69,9 +68,8 @@ class LeakyReLU(Module):
     """
 
     def __init__(self, negative_slope=0.01, inplace=False):
-        super().__init__()
+        super().__init__(inplace)
         self.negative_slope = check_number("LeakyReLU", "negative_slope", negative_slope)
-        self.inplace = bool(inplace)
 
     def forward(self, x):
         check_float("LeakyReLU", x)
@@ -112,7 +110,7 @@ class Tanh(Module):
         return F.tanh_backward(dout, self.pop_saved())
 
 
-class ELU(Module):
+class ELU(_InplaceActivation):
     """out = x if x > 0 else alpha (e^x - 1);  dx = dout if x > 0 else dout (out + alpha).
 
     ``inplace`` is accepted for PyTorch compatibility and shown in the repr; npcnn never writes
@@ -120,9 +118,8 @@ class ELU(Module):
     """
 
     def __init__(self, alpha=1.0, inplace=False):
-        super().__init__()
+        super().__init__(inplace)
         self.alpha = check_number("ELU", "alpha", alpha)
-        self.inplace = bool(inplace)
 
     def forward(self, x):
         check_float("ELU", x)
@@ -162,16 +159,12 @@ class GELU(Module):
         return f"approximate={self.approximate!r}"
 
 
-class SiLU(Module):
+class SiLU(_InplaceActivation):
     """SiLU ("swish"): out = x s(x), s the logistic sigmoid;  dx = dout s (1 + x (1 - s)).
 
     ``inplace`` is accepted for PyTorch compatibility and shown in the repr; npcnn never writes
     into its input (the backward needs it, and another branch may read it).
     """
-
-    def __init__(self, inplace=False):
-        super().__init__()
-        self.inplace = bool(inplace)
 
     def forward(self, x):
         check_float("SiLU", x)
@@ -182,21 +175,14 @@ class SiLU(Module):
     def backward(self, dout):
         return F.silu_backward(dout, self.pop_saved())
 
-    def extra_repr(self):
-        return _inplace_repr(self.inplace)
 
-
-class Hardswish(Module):
+class Hardswish(_InplaceActivation):
     """Hardswish (MobileNetV3): out = x relu6(x + 3) / 6;
     dx = 0 (x <= -3),  dout (x / 3 + 1/2) (-3 < x < 3),  dout (x >= 3).
 
     ``inplace`` is accepted for PyTorch compatibility; npcnn never writes into its input. PyTorch
     prints ``Hardswish()`` whatever ``inplace`` is, and so does npcnn.
     """
-
-    def __init__(self, inplace=False):
-        super().__init__()
-        self.inplace = bool(inplace)
 
     def forward(self, x):
         check_float("Hardswish", x)
@@ -206,6 +192,9 @@ class Hardswish(Module):
 
     def backward(self, dout):
         return F.hardswish_backward(dout, self.pop_saved())
+
+    def extra_repr(self):
+        return ""  # PyTorch prints Hardswish() whatever inplace is
 
 
 class Softmax(Module):
