@@ -221,7 +221,10 @@ def test_reprs_match_pytorch():
     (lambda: nn.Linear(0, 3), ValueError, "Linear: in_features must be an integer >= 1, got 0"),
     (lambda: nn.Linear(3, -2), ValueError, "Linear: out_features must be an integer >= 1, got -2"),
     (lambda: nn.Linear(2.5, 3), TypeError, "Linear: in_features must be an integer >= 1, got 2.5"),
-    (lambda: nn.CrossEntropyLoss(label_smoothing=1.5), ValueError, "label_smoothing must be in \\[0, 1\\]"),
+    (lambda: nn.CrossEntropyLoss(label_smoothing=1.5), ValueError,
+     "CrossEntropyLoss: label_smoothing must be a finite number with 0.0 <= label_smoothing <= 1.0, got 1.5"),
+    (lambda: nn.CrossEntropyLoss(ignore_index=-100.5), TypeError, "CrossEntropyLoss: ignore_index must be an integer"),
+    (lambda: nn.MSELoss(reduction="avg"), ValueError, "MSELoss: reduction must be one of"),
 ])
 def test_constructor_arguments_are_validated(make, error, match):
     with pytest.raises(error, match=match):

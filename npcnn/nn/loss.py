@@ -21,6 +21,7 @@ import numpy as np
 from .. import backend
 from ..functional import loss as F
 from .module import Module
+from .validation import check_number
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -147,6 +148,13 @@ def _check_weight(name, weight):
     return w if np.dtype(w.dtype).kind == "f" else w.astype(backend.get_default_dtype())
 
 
+def _check_ignore_index(name, ignore_index):
+    """``ignore_index``: an integer (any sign; PyTorch's default is -100)."""
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"{name}: ignore_index must be an integer, got {ignore_index!r}")
+    return int(ignore_index)
+
+
 def _class_count(target, ignore_index, weight, num_classes, name):
     """Denominator of the mean: the number of non-ignored targets, or the sum of their weights."""
     keep = target != ignore_index
@@ -179,11 +187,8 @@ class CrossEntropyLoss(_Loss):
 
     def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__(reduction)
-        label_smoothing = float(label_smoothing)
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing}")
-        self.label_smoothing = label_smoothing
-        self.ignore_index = int(ignore_index)
+        self.label_smoothing = check_number("CrossEntropyLoss", "label_smoothing", label_smoothing, 0.0, 1.0)
+        self.ignore_index = _check_ignore_index("CrossEntropyLoss", ignore_index)
         self.register_buffer("weight", _check_weight("CrossEntropyLoss", weight))
 
     def _elementwise(self, logits, target):
@@ -221,7 +226,7 @@ class NLLLoss(_Loss):
 
     def __init__(self, weight=None, *, ignore_index=-100, reduction="mean"):
         super().__init__(reduction)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = _check_ignore_index("NLLLoss", ignore_index)
         self.register_buffer("weight", _check_weight("NLLLoss", weight))
 
     def _elementwise(self, logp, target):

@@ -64,7 +64,7 @@ class _Call:
 def _weak(array):
     try:
         return weakref.ref(array)
-    except TypeError:  # an array type without weak references: keep it (16 at most) instead
+    except TypeError:  # an array type without weak references: keep it (8 at most) instead
         return lambda: array
 
 
@@ -81,8 +81,8 @@ class _Graph:
         self.depth = 0
         self.pass_id = 0
         self.backward_pass = None
-        self.outputs = deque(maxlen=16)
-        self.gradients = deque(maxlen=16)
+        self.outputs = deque(maxlen=8)
+        self.gradients = deque(maxlen=8)
 
     @staticmethod
     def _find(entries, array):
@@ -333,7 +333,8 @@ class Module:
         dropped = ""
         if self._dropped_pass is not None:
             dropped = (f"; its state from forward #{self._dropped_pass} was dropped when {name} was called "
-                       "again in a later forward before that one's backward")
+                       "again in a later forward before that one's backward (to use one module twice before "
+                       "a backward, make both calls inside one Module's forward; or use two modules)")
         return (f"{name}.backward() needs a forward pass first: it was called before forward, a second time "
                 f"after one forward, or after a forward under npcnn.no_grad(){dropped}")
 
