@@ -104,6 +104,10 @@ def test_module_dict_registers_and_behaves_like_a_dict():
     assert [k for k, _ in heads.items()] == ["cls", "box"]
     with pytest.raises(TypeError, match="expected a Module"):
         heads["bad"] = 3
+    with pytest.raises(KeyError, match="would hide the method ModuleDict.keys"):
+        heads["keys"] = nn.ReLU()
+    with pytest.raises(KeyError, match="keys must be non-empty strings"):
+        heads["a.b"] = nn.ReLU()
 
 
 def test_module_dict_and_parameter_list_match_pytorch_state_dict_keys():

@@ -55,6 +55,10 @@ class ModuleDict(Module):
         return self._modules[key]
 
     def __setitem__(self, key, module):
+        if not isinstance(key, str) or not key or "." in key:
+            raise KeyError(f"ModuleDict: keys must be non-empty strings without '.', got {key!r}")
+        if hasattr(type(self), key):
+            raise KeyError(f"ModuleDict: key {key!r} would hide the method ModuleDict.{key}; choose another name")
         self.add_module(key, module)
 
     def __delitem__(self, key):
