@@ -249,6 +249,8 @@ class Module:
             cls.backward = _managed_backward(cls.__dict__["backward"])
 
     def __call__(self, *inputs):
+        """``module(x)``: run ``forward`` and the forward hooks, recording this call (its pass,
+        cache and output shape) for the backward that will consume it."""
         self._check_device(inputs)
         if not is_grad_enabled():
             return self._forward_with_hooks(inputs)  # records nothing: backward is impossible
