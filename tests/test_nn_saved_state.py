@@ -83,6 +83,12 @@ def test_backward_with_the_gradient_of_an_earlier_forward_is_an_error(rng):
     with pytest.raises(RuntimeError, match=r"Sequential.backward: the gradient it was given comes from the output "
                                            r"of forward #\d+, but Sequential was called again"):
         model.backward(g)
+    # logging the loss of another batch between the loss's backward and the model's: the same error
+    loss_fn(model(x1), y)
+    g = loss_fn.backward()
+    loss_fn(model(x2), y)
+    with pytest.raises(RuntimeError, match="Sequential.backward: the gradient it was given comes from"):
+        model.backward(g)
     # the same steps in the right order are fine, and no_grad logging in between is fine too
     loss_fn(model(x1), y)
     g = loss_fn.backward()

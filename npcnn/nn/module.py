@@ -550,7 +550,7 @@ class Module:
 
     # ------------------------------------------------------------------ dtype and backend
 
-    def to(self, *args, dtype=None, device=None):
+    def to(self, *args, dtype=None, device=None, non_blocking=False):
         """Move every parameter and buffer to a backend and/or cast floats to a dtype.
 
         Accepts PyTorch's forms: ``model.to("cpu")`` / ``model.to("cuda")`` (also ``"cuda:0"``,
@@ -559,6 +559,7 @@ class Module:
         arrays (integer buffers keep their dtype); ``model.to("cuda", np.float32)`` does both.
         ``model.to()`` moves everything to the active backend (``npcnn.set_backend``). Inputs
         must then live on the same backend (``npcnn.backend.asarray`` under that backend).
+        ``non_blocking`` is accepted for PyTorch compatibility and ignored.
         """
         for arg in args:
             if _device_name(arg) is not None:
