@@ -1,7 +1,8 @@
 """Adagrad: per-coordinate learning rates that shrink with the sum of squared gradients."""
 
 from ..backend import get_array_module
-from .optimizer import Optimizer, check_non_negative
+from .checks import check_non_negative, check_positive
+from .optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
@@ -32,8 +33,9 @@ class Adagrad(Optimizer):
 
     def _check_hyperparameters(self, group):
         super()._check_hyperparameters(group)
-        for key in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
-            check_non_negative(self, group, key)
+        for key in ("lr_decay", "weight_decay", "initial_accumulator_value"):
+            check_non_negative("Adagrad", key, group[key])
+        check_positive("Adagrad", "eps", group["eps"])
 
     def _update(self, p, grad, state, group):
         if "sum" not in state:  # a parameter whose state was never created (e.g. after loading)

@@ -3,7 +3,8 @@
 import math
 
 from ..backend import get_array_module
-from .optimizer import Optimizer, check_betas, check_non_negative
+from .checks import check_bool, check_non_negative, check_positive
+from .optimizer import Optimizer, check_betas
 
 
 class Adam(Optimizer):
@@ -30,9 +31,11 @@ class Adam(Optimizer):
 
     def _check_hyperparameters(self, group):
         super()._check_hyperparameters(group)
-        check_non_negative(self, group, "eps")
-        check_non_negative(self, group, "weight_decay")
+        name = type(self).__name__
+        check_positive(name, "eps", group["eps"])
+        check_non_negative(name, "weight_decay", group["weight_decay"])
         check_betas(self, group)
+        check_bool(name, "amsgrad", group["amsgrad"])
 
     def _update(self, p, grad, state, group):
         xp = get_array_module(p.data)

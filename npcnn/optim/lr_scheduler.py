@@ -26,6 +26,7 @@ import bisect
 import copy
 import math
 
+from .checks import check_bool, check_int, check_non_negative, check_number, check_positive, check_unit_interval
 from .optimizer import Optimizer
 
 
@@ -35,6 +36,8 @@ class LRScheduler:
     def __init__(self, optimizer, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
+        name = type(self).__name__
+        last_epoch = check_int(name, "last_epoch", last_epoch, -1)
         self.optimizer = optimizer
         for group in optimizer.param_groups:
             if last_epoch == -1:
@@ -42,8 +45,9 @@ class LRScheduler:
             elif "initial_lr" not in group:
                 raise KeyError(f"{type(self).__name__}: resuming at last_epoch={last_epoch} needs "
                                "'initial_lr' in every parameter group (load the optimizer's state first)")
-        self.base_lrs = [float(group["initial_lr"]) for group in optimizer.param_groups]
-        self.last_epoch = int(last_epoch)
+        self.base_lrs = [check_non_negative(name, "initial_lr", group["initial_lr"])
+                         for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
         self._last_lr = [float(group["lr"]) for group in optimizer.param_groups]
         self.step()
 
@@ -88,9 +92,8 @@ class StepLR(LRScheduler):
     """lr(t) = lr0 * gamma^floor(t / step_size): divide by 1/gamma every ``step_size`` steps."""
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        if int(step_size) < 1:
-            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
-        self.step_size, self.gamma = int(step_size), float(gamma)
+        self.step_size = check_int("StepLR", "step_size", step_size, 1)
+        self.gamma = check_non_negative("StepLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
@@ -101,7 +104,8 @@ class MultiStepLR(LRScheduler):
     """lr(t) = lr0 * gamma^k, k = the number of milestones <= t."""
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
-        self.milestones, self.gamma = sorted(int(m) for m in milestones), float(gamma)
+        self.milestones = sorted(check_int("MultiStepLR", "milestone", m, 0) for m in milestones)
+        self.gamma = check_non_negative("MultiStepLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
@@ -112,7 +116,7 @@ class ExponentialLR(LRScheduler):
     """lr(t) = lr0 * gamma^t."""
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
-        self.gamma = float(gamma)
+        self.gamma = check_non_negative("ExponentialLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
@@ -123,7 +127,7 @@ class ExponentialDecayLR(LRScheduler):
     """lr(t) = lr0 * exp(-k t), the continuous form of ExponentialLR (gamma = exp(-k))."""
 
     def __init__(self, optimizer, k, last_epoch=-1):
-        self.k = float(k)
+        self.k = check_non_negative("ExponentialDecayLR", "k", k)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
@@ -134,9 +138,7 @@ class InverseTimeLR(LRScheduler):
     """Time-based decay: lr(t) = lr0 / (1 + k t)."""
 
     def __init__(self, optimizer, k, last_epoch=-1):
-        if float(k) < 0:
-            raise ValueError(f"InverseTimeLR: k must be >= 0, got {k}")
-        self.k = float(k)
+        self.k = check_non_negative("InverseTimeLR", "k", k)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
@@ -157,10 +159,9 @@ class LinearLR(LRScheduler):
     """
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
-        if int(total_iters) < 1:
-            raise ValueError(f"LinearLR: total_iters must be >= 1, got {total_iters}")
-        self.start_factor, self.end_factor = float(start_factor), float(end_factor)
-        self.total_iters = int(total_iters)
+        self.start_factor = check_non_negative("LinearLR", "start_factor", start_factor)
+        self.end_factor = check_non_negative("LinearLR", "end_factor", end_factor)
+        self.total_iters = check_int("LinearLR", "total_iters", total_iters, 1)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
@@ -176,9 +177,8 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        if int(T_max) < 1:
-            raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
-        self.T_max, self.eta_min = int(T_max), float(eta_min)
+        self.T_max = check_int("CosineAnnealingLR", "T_max", T_max, 1)
+        self.eta_min = check_non_negative("CosineAnnealingLR", "eta_min", eta_min)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
@@ -206,35 +206,41 @@ class OneCycleLR(LRScheduler):
     def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
                  anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
                  div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
+        name = "OneCycleLR"
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{name}: expected an Optimizer, got {type(optimizer).__name__}")
         if total_steps is None:
             if epochs is None or steps_per_epoch is None:
                 raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
-            total_steps = int(epochs) * int(steps_per_epoch)
-        if int(total_steps) < 1:
-            raise ValueError(f"OneCycleLR: total_steps must be >= 1, got {total_steps}")
-        if not 0.0 <= float(pct_start) <= 1.0:
-            raise ValueError(f"OneCycleLR: pct_start must be in [0, 1], got {pct_start}")
+            total_steps = check_int(name, "epochs", epochs, 1) * check_int(name, "steps_per_epoch", steps_per_epoch, 1)
+        self.total_steps = check_int(name, "total_steps", total_steps, 1)
+        pct = check_number(name, "pct_start", pct_start, 0.0, 1.0, high_open=False)
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
-        self.total_steps, self.anneal_strategy = int(total_steps), anneal_strategy
+        self.anneal_strategy = anneal_strategy
         groups = optimizer.param_groups
         max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(groups)
-        self.max_lrs = [float(m) for m in max_lrs]
-        self.initial_lrs = [m / float(div_factor) for m in self.max_lrs]
-        self.min_lrs = [i / float(final_div_factor) for i in self.initial_lrs]
-        T, pct = float(self.total_steps), float(pct_start)
+        if len(max_lrs) != len(groups):
+            raise ValueError(f"{name}: {len(max_lrs)} max_lr values for {len(groups)} parameter groups")
+        self.max_lrs = [check_non_negative(name, "max_lr", m) for m in max_lrs]
+        div_factor = check_positive(name, "div_factor", div_factor)
+        final_div_factor = check_positive(name, "final_div_factor", final_div_factor)
+        self.initial_lrs = [m / div_factor for m in self.max_lrs]
+        self.min_lrs = [i / final_div_factor for i in self.initial_lrs]
+        T = float(self.total_steps)
         if three_phase:
             self.phases = [[pct * T - 1, "initial", "max"], [2 * pct * T - 2, "max", "initial"],
                            [T - 1, "initial", "min"]]
         else:
             self.phases = [[pct * T - 1, "initial", "max"], [T - 1, "max", "min"]]
-        self.cycle_momentum = bool(cycle_momentum)
+        self.cycle_momentum = check_bool(name, "cycle_momentum", cycle_momentum)
         self.momentum_key = None
         if self.cycle_momentum:
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
                 raise ValueError("OneCycleLR: cycle_momentum needs an optimizer with momentum or betas")
             self.momentum_key = "betas" if "betas" in optimizer.defaults else "momentum"
-        self.base_momentum, self.max_momentum = float(base_momentum), float(max_momentum)
+        self.base_momentum = check_unit_interval(name, "base_momentum", base_momentum)
+        self.max_momentum = check_unit_interval(name, "max_momentum", max_momentum)
         if last_epoch == -1:
             for group, initial in zip(groups, self.initial_lrs):
                 group["initial_lr"] = initial
@@ -294,18 +300,21 @@ class ReduceLROnPlateau:
                  cooldown=0, min_lr=0.0, eps=1e-8):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"ReduceLROnPlateau: expected an Optimizer, got {type(optimizer).__name__}")
-        if factor >= 1.0:
-            raise ValueError(f"ReduceLROnPlateau: factor must be < 1, got {factor}")
+        name = "ReduceLROnPlateau"
+        self.factor = check_unit_interval(name, "factor", factor)
         if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
             raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max' and threshold_mode 'rel' or 'abs', "
                              f"got {mode!r}, {threshold_mode!r}")
         self.optimizer = optimizer
         groups = optimizer.param_groups
         min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(groups)
-        self.min_lrs = [float(m) for m in min_lrs]
-        self.mode, self.factor, self.patience = mode, float(factor), int(patience)
-        self.threshold, self.threshold_mode = float(threshold), threshold_mode
-        self.cooldown, self.eps = int(cooldown), float(eps)
+        if len(min_lrs) != len(groups):
+            raise ValueError(f"{name}: {len(min_lrs)} min_lr values for {len(groups)} parameter groups")
+        self.min_lrs = [check_non_negative(name, "min_lr", m) for m in min_lrs]
+        self.mode, self.patience = mode, check_int(name, "patience", patience, 0)
+        self.threshold, self.threshold_mode = check_non_negative(name, "threshold", threshold), threshold_mode
+        self.cooldown = check_int(name, "cooldown", cooldown, 0)
+        self.eps = check_non_negative(name, "eps", eps)
         self.cooldown_counter, self.num_bad_epochs, self.last_epoch = 0, 0, 0
         self.best = math.inf if mode == "min" else -math.inf
         self._last_lr = [float(group["lr"]) for group in groups]
@@ -352,11 +361,12 @@ class LinearWarmup:
     """
 
     def __init__(self, scheduler, warmup_steps, start_factor=0.1):
-        if int(warmup_steps) < 0 or not 0.0 <= float(start_factor) <= 1.0:
-            raise ValueError(f"LinearWarmup: need warmup_steps >= 0 and start_factor in [0, 1], "
-                             f"got {warmup_steps}, {start_factor}")
+        if not isinstance(getattr(scheduler, "optimizer", None), Optimizer):
+            raise TypeError(f"LinearWarmup: expected a learning-rate scheduler (e.g. CosineAnnealingLR(optimizer, "
+                            f"...)), got {type(scheduler).__name__}")
         self.scheduler, self.optimizer = scheduler, scheduler.optimizer
-        self.warmup_steps, self.start_factor = int(warmup_steps), float(start_factor)
+        self.warmup_steps = check_int("LinearWarmup", "warmup_steps", warmup_steps, 0)
+        self.start_factor = check_number("LinearWarmup", "start_factor", start_factor, 0.0, 1.0, high_open=False)
         self.target_lrs = scheduler.get_last_lr()
         self.last_epoch = -1
         self._last_lr = list(self.target_lrs)

@@ -1,6 +1,7 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay."""
 
-from .optimizer import Optimizer, check_non_negative
+from .checks import check_bool, check_non_negative, check_unit_interval
+from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -26,8 +27,10 @@ class SGD(Optimizer):
 
     def _check_hyperparameters(self, group):
         super()._check_hyperparameters(group)
-        for key in ("momentum", "dampening", "weight_decay"):
-            check_non_negative(self, group, key)
+        check_unit_interval("SGD", "momentum", group["momentum"])
+        check_unit_interval("SGD", "dampening", group["dampening"])
+        check_non_negative("SGD", "weight_decay", group["weight_decay"])
+        check_bool("SGD", "nesterov", group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
 
