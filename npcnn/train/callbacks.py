@@ -9,26 +9,38 @@ import math
 import os
 
 from .. import backend
+from .guard import NonFiniteLossError
 
 
 class Callback:
+    """Base class of callbacks: every hook does nothing until overridden.
+
+    The order within one run: ``on_train_begin``, then per epoch ``on_epoch_begin``,
+    ``on_batch_begin``/``on_batch_end`` around every batch, ``on_epoch_end`` (after
+    validation), and ``on_train_end`` once training stops normally; when an error ends the
+    run, ``on_exception`` runs instead of ``on_train_end``.
+    """
+
     def on_train_begin(self, trainer):
-        pass
+        """Before the first epoch."""
 
     def on_epoch_begin(self, trainer, epoch):
-        pass
+        """Before the batches of ``epoch`` (1-based)."""
 
     def on_batch_begin(self, trainer, batch):
-        pass
+        """Before batch ``batch`` (1-based within the epoch)."""
 
     def on_batch_end(self, trainer, batch, logs):
-        pass
+        """After batch ``batch``; ``logs`` = {"loss": the batch's loss}."""
 
     def on_epoch_end(self, trainer, epoch, logs):
-        pass
+        """After ``epoch`` and its validation; ``logs`` holds the epoch's values."""
 
     def on_train_end(self, trainer):
-        pass
+        """After the last epoch (or after ``trainer.stop_training`` was set)."""
+
+    def on_exception(self, trainer, exception):
+        """When ``exception`` is about to end the run (a NonFiniteError, Ctrl-C, ...)."""
 
     def state_dict(self):
         """What must survive a resume from a checkpoint (JSON-friendly)."""
@@ -156,16 +168,17 @@ class LRLogger(Callback):
             self._record(trainer)
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Raised by :class:`TerminateOnNaN` when the loss becomes NaN or infinite."""
-
-
 class TerminateOnNaN(Callback):
-    """Stop training with a clear error as soon as a batch's loss is NaN or infinite.
+    """Stop training with a :class:`NonFiniteLossError` as soon as a batch's loss is NaN or infinite.
 
-    The message names the epoch and batch. With ``anomaly_detection=True`` a forward hook on
-    every module also records which layer's output first became non-finite in that batch (a
-    check per layer per batch: slower, for debugging).
+    ``fit`` and :class:`~npcnn.train.Trainer` already do this by default, before the bad step
+    (``check_finite=True``); this callback is for ``check_finite=False`` runs and raises after
+    the batch's step, as Keras's does. The message names the epoch and batch.
+
+    Args:
+        anomaly_detection: also put a forward hook on every module, recording which layer's
+            output first became non-finite in that batch (a check per layer per batch: slower,
+            for debugging).
     """
 
     def __init__(self, anomaly_detection=False):
@@ -205,3 +218,6 @@ class TerminateOnNaN(Callback):
         for handle in self.handles:
             handle.remove()
         self.handles = []
+
+    def on_exception(self, trainer, exception):
+        self.on_train_end(trainer)
