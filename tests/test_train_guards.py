@@ -185,7 +185,8 @@ def test_train_step_checks_too_and_buffers_snapshot_round_trip():
     trainer.train_step((x, y))
     before = {k: v.copy() for k, v in model.state_dict().items()}
     x[0, 0] = np.nan
-    with pytest.raises(train.NonFiniteLossError, match="the input batch holds 1 non-finite"):
+    with pytest.raises(train.NonFiniteLossError,
+                       match=r"optimizer step 2 \(Trainer.train_step\); the input batch holds 1 non-finite"):
         trainer.train_step((x, y))
     assert_state_equal(model, before)
     snapshot = snapshot_buffers(model)

@@ -1,6 +1,6 @@
 """Training: fit/evaluate, the Trainer, metrics, History, callbacks and checkpoints."""
 
-from .callbacks import Callback, EarlyStopping, LRLogger, ModelCheckpoint, TerminateOnNaN
+from .callbacks import Callback, CSVLogger, EarlyStopping, LRLogger, ModelCheckpoint, TerminateOnNaN
 from .guard import NonFiniteError, NonFiniteGradientError, NonFiniteLossError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .history import History

@@ -5,6 +5,7 @@ whose ``model``, ``optimizer``, ``history``, ``epoch`` and ``stop_training`` it 
 ``logs`` are the values of the batch or epoch ({"loss": ..., "accuracy": ..., "val_loss": ...}).
 """
 
+import csv
 import math
 import os
 
@@ -166,6 +167,57 @@ class LRLogger(Callback):
     def on_epoch_begin(self, trainer, epoch):
         if not self.per_batch:
             self._record(trainer)
+
+
+class CSVLogger(Callback):
+    """Append one row per epoch to a CSV file as training runs (Keras's callback).
+
+    The first row is the header: ``epoch`` and then the keys of the first epoch's logs
+    (``loss``, ``accuracy``, ``val_loss``, ..., ``lr``). Each row is flushed when its epoch
+    ends, so the file can be followed during a run and survives a crash. Floats are written
+    with ``repr`` (they read back exactly); a key missing in some epoch is written ``NA``.
+
+    Args:
+        filename: the CSV file's path.
+        separator: the field separator (default ``","``).
+        append: False (default) starts a new file; True appends to an existing one (e.g. when
+            resuming), writing the header only when the file is empty, and following the
+            existing header's columns.
+    """
+
+    def __init__(self, filename, separator=",", append=False):
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"CSVLogger: separator must be one character, got {separator!r}")
+        self.filename, self.separator, self.append = os.fspath(filename), separator, bool(append)
+        self.keys, self.file, self.writer = None, None, None
+
+    def on_train_begin(self, trainer):
+        self.keys = None
+        if self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0:
+            with open(self.filename, newline="", encoding="utf-8") as f:
+                header = next(csv.reader(f, delimiter=self.separator), None)
+            self.keys = header[1:] if header and header[0] == "epoch" else None
+        self.file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")
+        self.writer = csv.writer(self.file, delimiter=self.separator)
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.keys is None:
+            self.keys = list(logs)
+            self.writer.writerow(["epoch"] + self.keys)
+        self.writer.writerow([epoch] + [_csv_value(logs[k]) if k in logs else "NA" for k in self.keys])
+        self.file.flush()
+
+    def on_train_end(self, trainer):
+        if self.file is not None:
+            self.file.close()
+            self.file, self.writer = None, None
+
+    def on_exception(self, trainer, exception):
+        self.on_train_end(trainer)
+
+
+def _csv_value(value):
+    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
 class TerminateOnNaN(Callback):

@@ -159,7 +159,8 @@ class Trainer:
         restore_buffers(self._buffers)
         self._window = []
         sentence, layer = diagnose()
-        where = f"epoch {self.current_epoch}, batch {self.current_batch} (optimizer step {self.global_step + 1})"
+        where = (f"epoch {self.current_epoch}, batch {self.current_batch} (optimizer step {self.global_step + 1})"
+                 if self.current_batch else f"optimizer step {self.global_step + 1} (Trainer.train_step)")
         raise error(f"{what} at {where}; {sentence}. The step was not taken: the parameters, the optimizer "
                     "state and the buffers (BatchNorm running statistics) are as they were before it. "
                     "Pass check_finite=False to train on regardless.",
@@ -246,6 +247,7 @@ class Trainer:
         if window:  # the epoch ended inside a window: step with what it has
             self._step(planned / seen)
             self._step_scheduler_after_batch()
+        self.current_batch = 0  # between epochs (and in a bare train_step) no batch is in progress
         bar.end_training()
         logs = _scalars(loss_mean, metrics)
         if val_loader is not None:
