@@ -310,3 +310,56 @@ def test_a_schedule_that_would_write_a_bad_rate_is_rejected_at_construction(make
     with pytest.raises(ValueError if "expected a learning-rate" not in message else TypeError, match=message):
         make(opt)
     assert opt.param_groups[0]["lr"] == 0.1  # nothing written
+
+
+# ----------------------------------------------------------------------------- warm-up without shifting, timescale
+
+
+@pytest.mark.parametrize("make", [lambda o: S.CosineAnnealingLR(o, T_max=12), lambda o: S.StepLR(o, 2, 0.5),
+                                  lambda o: S.OneCycleLR(o, max_lr=1.0, total_steps=12, cycle_momentum=False)])
+def test_warmup_without_delay_keeps_the_schedule_in_place(make):
+    W, T = 4, 12
+    warm = S.LinearWarmup(make(_opt()), warmup_steps=W, start_factor=0.2, delay=False)
+    plain = _lrs(make(_opt()), T)
+    values = _lrs(warm, T)
+    expected = [plain[t] * (0.2 + 0.8 * t / W) for t in range(W)] + plain[W:]
+    np.testing.assert_allclose(values[:W], expected[:W], rtol=1e-14)
+    assert values[W:] == plain[W:]  # identical from the end of the warm-up on: nothing shifted
+    # the default still delays the schedule by W steps (documented)
+    delayed = _lrs(S.LinearWarmup(make(_opt()), warmup_steps=W, start_factor=0.2), T + W)
+    assert delayed[W:] == plain
+
+
+def test_warmup_without_delay_state_dict_and_errors():
+    a = S.LinearWarmup(S.CosineAnnealingLR(_opt(), T_max=10), warmup_steps=3, delay=False)
+    for _ in range(2):
+        a.step()
+    b = S.LinearWarmup(S.CosineAnnealingLR(_opt(), T_max=10), warmup_steps=3)
+    b.load_state_dict(a.state_dict())
+    assert b.delay is False and _lrs(a, 6) == _lrs(b, 6)
+    old = S.LinearWarmup(S.StepLR(_opt(), 2), warmup_steps=3).state_dict()
+    del old["delay"]  # a checkpoint written before the option existed
+    c = S.LinearWarmup(S.StepLR(_opt(), 2), warmup_steps=3, delay=False)
+    c.load_state_dict(old)
+    assert c.delay is True
+    with pytest.raises(ValueError, match="delay=False needs a closed-form schedule"):
+        S.LinearWarmup(S.ReduceLROnPlateau(_opt()), 3, delay=False)
+    with pytest.raises(ValueError, match="LinearWarmup: invalid delay 'no'"):
+        S.LinearWarmup(S.StepLR(_opt(), 2), 3, delay="no")
+
+
+def test_inverse_sqrt_timescale():
+    values = _lrs(S.InverseSqrtLR(_opt(), timescale=50), 400)
+    np.testing.assert_allclose(values, [0.1 / math.sqrt(1 + t / 50) for t in range(400)], rtol=1e-15)
+    assert values[150] == pytest.approx(0.05, rel=1e-15)  # halved at 3 * timescale
+    assert values[1] / values[0] > 0.99  # not the 29% drop of timescale=1 after one step
+    assert _lrs(S.InverseSqrtLR(_opt()), 2)[1] == pytest.approx(0.1 / math.sqrt(2))
+    with pytest.raises(ValueError, match="InverseSqrtLR: invalid timescale 0"):
+        S.InverseSqrtLR(_opt(), timescale=0)
+
+
+def test_transformer_schedule_from_warmup_and_inverse_sqrt():
+    W = 8
+    values = _lrs(S.LinearWarmup(S.InverseSqrtLR(_opt(1.0), timescale=W), W, start_factor=0.0), 60)
+    expected = [min(t / W, math.sqrt(W / t)) if t else 0.0 for t in range(60)]  # Vaswani et al.'s, peak 1
+    np.testing.assert_allclose(values, expected, rtol=1e-14)

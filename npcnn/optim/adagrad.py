@@ -17,6 +17,14 @@ class Adagrad(Optimizer):
         p    <- p - clr * g / (sqrt(s) + eps)
 
     State per parameter: ``step`` and ``sum``.
+
+    Args:
+        params: ``model.parameters()`` or a list of parameter-group dicts.
+        lr: >= 0, the learning rate.
+        lr_decay: >= 0, the time decay of the rate (clr above).
+        weight_decay: >= 0, the L2 penalty coefficient.
+        initial_accumulator_value: >= 0, the starting value of s.
+        eps: > 0, added to the denominator.
     """
 
     state_keys = ("step", "sum")

@@ -14,12 +14,12 @@ in each docstring is exactly what the code computes.
     ExponentialLR       lr0 * gamma^t
     ExponentialDecayLR  lr0 * exp(-k t)
     InverseTimeLR       lr0 / (1 + k t)
-    InverseSqrtLR       lr0 / sqrt(t + 1)
+    InverseSqrtLR       lr0 / sqrt(1 + t / timescale)
     LinearLR            lr0 * (start + (end - start) * min(t, T) / T)
     CosineAnnealingLR   eta_min + (lr0 - eta_min) * (1 + cos(pi t / T)) / 2, then eta_min
     OneCycleLR          warm up to max_lr, then anneal to max_lr / (div_factor * final_div_factor)
     ReduceLROnPlateau   lr * factor when a monitored metric stops improving
-    LinearWarmup        a linear warmup in front of any of the above
+    LinearWarmup        a linear warm-up in front of any of the above (delaying it, or not)
 """
 
 import bisect
@@ -31,7 +31,15 @@ from .optimizer import Optimizer
 
 
 class LRScheduler:
-    """Base class: subclasses write ``lr_at(base_lr, t)``, the closed-form rate at step t."""
+    """Base class: subclasses write ``lr_at(base_lr, t)``, the closed-form rate at step t.
+
+    Args (of every schedule below):
+        optimizer: the :class:`~npcnn.optim.Optimizer` whose ``group["lr"]`` it writes.
+        last_epoch: the last step already done (-1, the default, starts at t = 0; a larger
+            value resumes and needs ``initial_lr`` in every group, i.e. the optimizer's state
+            loaded first). Every argument is checked at construction: a schedule that would
+            write a negative or non-finite rate is an error.
+    """
 
     def __init__(self, optimizer, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
@@ -52,6 +60,7 @@ class LRScheduler:
         self.step()
 
     def lr_at(self, base_lr, t):
+        """The rate at step ``t`` of a group whose initial rate is ``base_lr`` (closed form)."""
         raise NotImplementedError(f"{type(self).__name__} does not define lr_at()")
 
     def get_lr(self):
@@ -89,7 +98,12 @@ class LRScheduler:
 
 
 class StepLR(LRScheduler):
-    """lr(t) = lr0 * gamma^floor(t / step_size): divide by 1/gamma every ``step_size`` steps."""
+    """lr(t) = lr0 * gamma^floor(t / step_size): divide by 1/gamma every ``step_size`` steps.
+
+    Args:
+        step_size: an integer >= 1, the steps between two decays.
+        gamma: >= 0, the factor of each decay (0.1: ten times smaller).
+    """
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         self.step_size = check_int("StepLR", "step_size", step_size, 1)
@@ -97,11 +111,17 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
+        """The rate at step ``t`` for initial rate ``base_lr``: the formula above."""
         return base_lr * self.gamma ** (t // self.step_size)
 
 
 class MultiStepLR(LRScheduler):
-    """lr(t) = lr0 * gamma^k, k = the number of milestones <= t."""
+    """lr(t) = lr0 * gamma^k, k = the number of milestones <= t.
+
+    Args:
+        milestones: the steps (integers >= 0, any order) at which the rate is multiplied by gamma.
+        gamma: >= 0, the factor at each milestone.
+    """
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
         self.milestones = sorted(check_int("MultiStepLR", "milestone", m, 0) for m in milestones)
@@ -109,53 +129,93 @@ class MultiStepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
+        """The rate at step ``t`` for initial rate ``base_lr``: the formula above."""
         return base_lr * self.gamma ** bisect.bisect_right(self.milestones, t)
 
 
 class ExponentialLR(LRScheduler):
-    """lr(t) = lr0 * gamma^t."""
+    """lr(t) = lr0 * gamma^t.
+
+    Args:
+        gamma: >= 0, the factor per step (0.95: 5% smaller each step).
+    """
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
         self.gamma = check_non_negative("ExponentialLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
+        """The rate at step ``t`` for initial rate ``base_lr``: the formula above."""
         return base_lr * self.gamma ** t
 
 
 class ExponentialDecayLR(LRScheduler):
-    """lr(t) = lr0 * exp(-k t), the continuous form of ExponentialLR (gamma = exp(-k))."""
+    """lr(t) = lr0 * exp(-k t), the continuous form of ExponentialLR (gamma = exp(-k)).
+
+    Args:
+        k: >= 0, the decay rate per step (the rate falls by e every 1/k steps).
+    """
 
     def __init__(self, optimizer, k, last_epoch=-1):
         self.k = check_non_negative("ExponentialDecayLR", "k", k)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
+        """The rate at step ``t`` for initial rate ``base_lr``: the formula above."""
         return base_lr * math.exp(-self.k * t)
 
 
 class InverseTimeLR(LRScheduler):
-    """Time-based decay: lr(t) = lr0 / (1 + k t)."""
+    """Time-based decay: lr(t) = lr0 / (1 + k t).
+
+    Args:
+        k: >= 0, the decay rate per step (the rate halves at t = 1/k).
+    """
 
     def __init__(self, optimizer, k, last_epoch=-1):
         self.k = check_non_negative("InverseTimeLR", "k", k)
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
+        """The rate at step ``t`` for initial rate ``base_lr``: the formula above."""
         return base_lr / (1.0 + self.k * t)
 
 
 class InverseSqrtLR(LRScheduler):
-    """Inverse square root decay: lr(t) = lr0 / sqrt(t + 1)."""
+    """Inverse square root decay: lr(t) = lr0 / sqrt(1 + t / timescale).
+
+    The rate halves at t = 3 * timescale and falls as 1/sqrt(t) for t >> timescale. With the
+    default ``timescale=1`` (lr0 / sqrt(t + 1)) it drops by 29% after the very first step, so
+    for a per-iteration schedule pick the timescale from the run: e.g. ``timescale = T / 3``
+    halves the rate at step T, as a cosine over 2T steps or a StepLR(step_size=T, gamma=0.5)
+    would. The Transformer's schedule (Vaswani et al., 2017), lr0 * t / W for W warm-up steps
+    and lr0 * sqrt(W / t) after them, is exactly
+    ``LinearWarmup(InverseSqrtLR(opt, timescale=W), W, start_factor=0.0)``.
+
+    Args:
+        optimizer: the optimizer whose rates are set.
+        timescale: > 0, in steps: how long the rate stays near lr0.
+        last_epoch: the t already done when resuming (-1: start).
+    """
+
+    def __init__(self, optimizer, timescale=1.0, last_epoch=-1):
+        self.timescale = check_positive("InverseSqrtLR", "timescale", timescale)
+        super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
-        return base_lr / math.sqrt(t + 1)
+        """lr0 / sqrt(1 + t / timescale)."""
+        return base_lr / math.sqrt(1.0 + t / self.timescale)
 
 
 class LinearLR(LRScheduler):
     """lr(t) = lr0 * (start_factor + (end_factor - start_factor) * min(t, T) / T), T = total_iters.
 
     ``LinearLR(opt, start_factor=1.0, end_factor=0.0, total_iters=T)`` is linear decay to zero.
+
+    Args:
+        start_factor: >= 0, the fraction of lr0 at t = 0.
+        end_factor: >= 0, the fraction of lr0 from t = total_iters on.
+        total_iters: an integer >= 1, the steps of the linear change.
     """
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
@@ -165,6 +225,7 @@ class LinearLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
+        """The rate at step ``t`` for initial rate ``base_lr``: the formula above."""
         fraction = min(t, self.total_iters) / self.total_iters
         return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * fraction)
 
@@ -174,6 +235,10 @@ class CosineAnnealingLR(LRScheduler):
 
     Unlike PyTorch's, which keeps following the cosine back up after T_max, the rate stays
     pinned at ``eta_min`` once the schedule has run its course.
+
+    Args:
+        T_max: an integer >= 1, the steps from lr0 down to eta_min.
+        eta_min: >= 0, the final rate.
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
@@ -182,6 +247,7 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def lr_at(self, base_lr, t):
+        """The rate at step ``t`` for initial rate ``base_lr``: the formula above."""
         if t >= self.T_max:
             return self.eta_min
         return self.eta_min + (base_lr - self.eta_min) * (1.0 + math.cos(math.pi * t / self.T_max)) / 2.0
@@ -201,6 +267,20 @@ class OneCycleLR(LRScheduler):
     end + (start - end) * (1 + cos(pi p)) / 2 and ``"linear"`` gives start + (end - start) * p.
     With ``cycle_momentum`` the momentum (or Adam's beta1) moves the opposite way, between
     ``max_momentum`` and ``base_momentum``.
+
+    Args:
+        max_lr: >= 0, the peak rate (one per parameter group, or one for all).
+        total_steps: an integer >= 1, the length of the cycle; or give ``epochs`` and
+            ``steps_per_epoch`` (integers >= 1) and T = their product.
+        pct_start: in [0, 1], the fraction of T spent rising.
+        anneal_strategy: ``"cos"`` or ``"linear"``, the shape within a phase.
+        cycle_momentum: cycle the momentum (SGD) or beta1 (Adam) against the rate.
+        base_momentum, max_momentum: in [0, 1), the momentum at the peak rate and at the ends.
+        div_factor: > 0, initial_lr = max_lr / div_factor.
+        final_div_factor: > 0, min_lr = initial_lr / final_div_factor.
+        three_phase: come back down to initial_lr before the final annealing to min_lr.
+
+    Stepping it more than ``total_steps`` times is an error (the cycle has ended).
     """
 
     def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
@@ -261,6 +341,7 @@ class OneCycleLR(LRScheduler):
         raise AssertionError("unreachable")
 
     def get_lr(self):
+        """The rates of the 1cycle phases at the current step (an error past ``total_steps``)."""
         t = self.last_epoch
         if t > self.total_steps:
             raise ValueError(f"OneCycleLR: stepped {t} times, more than total_steps={self.total_steps}")
@@ -272,6 +353,7 @@ class OneCycleLR(LRScheduler):
         return lrs
 
     def step(self):
+        """Advance t by one: write the new rates and, with ``cycle_momentum``, the momentum."""
         super().step()
         if not self.cycle_momentum:
             return
@@ -294,6 +376,17 @@ class ReduceLROnPlateau:
     (``"abs"``), mirrored for ``"max"``. After a reduction, ``cooldown`` steps pass before bad
     steps count again; the rate never goes below ``min_lr``, and a change smaller than ``eps``
     is skipped. PyTorch's rules exactly.
+
+    Args:
+        optimizer: the optimizer whose rates are reduced.
+        mode: ``"min"`` (a loss) or ``"max"`` (an accuracy).
+        factor: in [0, 1), new rate = rate * factor.
+        patience: an integer >= 0, the steps without improvement tolerated before a reduction.
+        threshold: >= 0, the least improvement that counts (relative or absolute, below).
+        threshold_mode: ``"rel"`` or ``"abs"``.
+        cooldown: an integer >= 0, steps after a reduction during which bad steps are not counted.
+        min_lr: >= 0, the floor of the rate (one per group, or one for all).
+        eps: >= 0, a reduction smaller than this is skipped.
     """
 
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
@@ -320,11 +413,13 @@ class ReduceLROnPlateau:
         self._last_lr = [float(group["lr"]) for group in groups]
 
     def is_better(self, a, best):
+        """Whether the metric value ``a`` improves on ``best`` (mode and threshold as above)."""
         if self.mode == "min":
             return a < (best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
         return a > (best * (1.0 + self.threshold) if self.threshold_mode == "rel" else best + self.threshold)
 
     def step(self, metrics):
+        """Record one value of the monitored metric and reduce the rates if it has stalled."""
         current = float(metrics)
         self.last_epoch += 1
         if self.is_better(current, self.best):
@@ -348,40 +443,72 @@ class ReduceLROnPlateau:
 
 
 class LinearWarmup:
-    """A linear warmup of ``warmup_steps`` steps in front of any schedule.
+    """A linear warm-up of ``warmup_steps`` steps in front of any schedule.
 
-    With W = warmup_steps, s = start_factor and lr_s(0) the wrapped schedule's first rate::
+    With W = warmup_steps, s = start_factor and lr_s(t) the wrapped schedule's rate at t.
+
+    ``delay=True`` (the default) **delays the wrapped schedule by W steps**: the warm-up climbs
+    to the schedule's first rate, and only then does the schedule start, from its own t = 0::
 
         lr(t) = lr_s(0) * (s + (1 - s) * t / W)      for t < W
         lr(t) = lr_s(t - W)                           for t >= W
 
-    The wrapped scheduler is built first (on the same optimizer) and only starts stepping once
-    the warmup is over, so a per-iteration schedule over N steps runs for N + W steps in all.
+    so a per-iteration schedule over N steps runs for N + W steps in all (build it with N =
+    total - W to end on time). A wrapped ReduceLROnPlateau starts watching after the warm-up.
+
+    ``delay=False`` warms up **without shifting**: the wrapped schedule runs from t = 0 as it
+    would alone, and the warm-up only scales its first W rates::
+
+        lr(t) = lr_s(t) * (s + (1 - s) * t / W)      for t < W
+        lr(t) = lr_s(t)                               for t >= W
+
+    e.g. ``LinearWarmup(CosineAnnealingLR(opt, T_max=total), 500, delay=False)`` ends at
+    ``total`` steps exactly, its rates identical to the plain cosine's from step 500 on
+    (a closed-form schedule only: not a ReduceLROnPlateau).
+
+    Args:
+        scheduler: the schedule to warm up, built first on the same optimizer.
+        warmup_steps: W >= 0, the number of warm-up steps (0: no warm-up).
+        start_factor: s in [0, 1], the fraction of the rate at t = 0.
+        delay: True shifts the wrapped schedule by W steps, False keeps it in place (above).
+
     ``step(metric)`` passes the metric on to a wrapped ReduceLROnPlateau.
     """
 
-    def __init__(self, scheduler, warmup_steps, start_factor=0.1):
+    def __init__(self, scheduler, warmup_steps, start_factor=0.1, delay=True):
         if not isinstance(getattr(scheduler, "optimizer", None), Optimizer):
             raise TypeError(f"LinearWarmup: expected a learning-rate scheduler (e.g. CosineAnnealingLR(optimizer, "
                             f"...)), got {type(scheduler).__name__}")
         self.scheduler, self.optimizer = scheduler, scheduler.optimizer
         self.warmup_steps = check_int("LinearWarmup", "warmup_steps", warmup_steps, 0)
         self.start_factor = check_number("LinearWarmup", "start_factor", start_factor, 0.0, 1.0, high_open=False)
+        self.delay = check_bool("LinearWarmup", "delay", delay)
+        if not self.delay and isinstance(scheduler, ReduceLROnPlateau):
+            raise ValueError("LinearWarmup: delay=False needs a closed-form schedule; a ReduceLROnPlateau reacts to "
+                             "the rates it has set, so warm it up with delay=True")
         self.target_lrs = scheduler.get_last_lr()
         self.last_epoch = -1
         self._last_lr = list(self.target_lrs)
         self.step()
 
+    def _factor(self, t):
+        return self.start_factor + (1.0 - self.start_factor) * t / self.warmup_steps
+
     def step(self, metrics=None):
+        """Advance t by one and write the rate of the formulas above into the optimizer."""
         self.last_epoch += 1
         t, W = self.last_epoch, self.warmup_steps
-        if t < W:
-            lrs = [lr * (self.start_factor + (1.0 - self.start_factor) * t / W) for lr in self.target_lrs]
-            for group, lr in zip(self.optimizer.param_groups, lrs):
-                group["lr"] = lr
+        if not self.delay:
+            if t > 0:
+                self.scheduler.step()
+            lrs = self.scheduler.get_last_lr()
+            if t < W:
+                lrs = [lr * self._factor(t) for lr in lrs]
+            self._write(lrs)
+        elif t < W:
+            self._write([lr * self._factor(t) for lr in self.target_lrs])
         elif t == W:
-            for group, lr in zip(self.optimizer.param_groups, self.target_lrs):
-                group["lr"] = lr
+            self._write(self.target_lrs)
         elif isinstance(self.scheduler, ReduceLROnPlateau):
             if metrics is None:
                 raise ValueError("LinearWarmup: the wrapped ReduceLROnPlateau needs step(metric)")
@@ -390,20 +517,28 @@ class LinearWarmup:
             self.scheduler.step()
         self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
 
+    def _write(self, lrs):
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = lr
+
     def get_last_lr(self):
+        """The rates last written into the optimizer, one per parameter group."""
         return list(self._last_lr)
 
     def state_dict(self):
-        return {"warmup_steps": self.warmup_steps, "start_factor": self.start_factor,
+        """The warm-up's counters and the wrapped scheduler's state (JSON-friendly)."""
+        return {"warmup_steps": self.warmup_steps, "start_factor": self.start_factor, "delay": self.delay,
                 "target_lrs": list(self.target_lrs), "last_epoch": self.last_epoch,
                 "_last_lr": list(self._last_lr), "scheduler": self.scheduler.state_dict()}
 
     def load_state_dict(self, state_dict):
-        expected = {"warmup_steps", "start_factor", "target_lrs", "last_epoch", "_last_lr", "scheduler"}
-        if set(state_dict) != expected:
+        """Restore :meth:`state_dict`; a state saved before ``delay`` existed loads as ``delay=True``."""
+        expected = {"warmup_steps", "start_factor", "delay", "target_lrs", "last_epoch", "_last_lr", "scheduler"}
+        if not expected - {"delay"} <= set(state_dict) <= expected:
             raise KeyError(f"LinearWarmup.load_state_dict: expected keys {sorted(expected)}, got {sorted(state_dict)}")
         self.scheduler.load_state_dict(state_dict["scheduler"])
         self.warmup_steps, self.start_factor = int(state_dict["warmup_steps"]), float(state_dict["start_factor"])
+        self.delay = bool(state_dict.get("delay", True))
         self.target_lrs = [float(v) for v in state_dict["target_lrs"]]
         self.last_epoch = int(state_dict["last_epoch"])
         self._last_lr = [float(v) for v in state_dict["_last_lr"]]

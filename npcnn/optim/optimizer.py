@@ -29,8 +29,14 @@ class Optimizer:
     """Base class: parameter groups, ``zero_grad``, ``state_dict`` and ``load_state_dict``.
 
     Subclasses pass their ``defaults`` (every hyperparameter a group may override), list the
-    names of their per-parameter state in ``state_keys``, and write ``_update(p, grad, state,
-    group)``, which changes ``p.data`` in place.
+    names of their per-parameter state in ``state_keys``, check them in
+    ``_check_hyperparameters(group)``, and write ``_update(p, grad, state, group)``, which
+    changes ``p.data`` in place.
+
+    Args:
+        params: an iterable of Parameters (``model.parameters()``), or of parameter-group
+            dicts; not the model itself, a single Parameter or a state_dict (each a clear error).
+        defaults: the hyperparameters of every group that does not set its own.
     """
 
     state_keys = ()

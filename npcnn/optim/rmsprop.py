@@ -19,6 +19,15 @@ class RMSprop(Optimizer):
 
     State per parameter: ``step``, ``square_avg``, ``momentum_buffer`` (if momentum > 0),
     ``grad_avg`` (if centered).
+
+    Args:
+        params: ``model.parameters()`` or a list of parameter-group dicts.
+        lr: >= 0, the learning rate.
+        alpha: in [0, 1), the decay of the running mean of g^2.
+        eps: > 0, added to the denominator.
+        weight_decay: >= 0, the L2 penalty coefficient.
+        momentum: in [0, 1), momentum on the normalized step.
+        centered: divide by the running standard deviation (subtract the mean of g) instead.
     """
 
     state_keys = ("step", "square_avg", "momentum_buffer", "grad_avg")

@@ -16,6 +16,15 @@ class SGD(Optimizer):
         p  <- p - lr * g
 
     State per parameter: ``momentum_buffer`` (only when momentum != 0).
+
+    Args:
+        params: ``model.parameters()``, or a list of parameter-group dicts
+            (``[{"params": ..., "lr": ...}, ...]``) whose keys override the defaults below.
+        lr: >= 0, the learning rate.
+        momentum: in [0, 1), the weight of the previous update in the buffer.
+        dampening: in [0, 1), the fraction of the new gradient held back from the buffer.
+        nesterov: Nesterov momentum (needs momentum > 0 and dampening = 0).
+        weight_decay: >= 0, the L2 penalty coefficient added to the gradient.
     """
 
     state_keys = ("momentum_buffer",)

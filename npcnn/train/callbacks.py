@@ -48,7 +48,7 @@ class Callback:
         return {}
 
     def load_state_dict(self, state):
-        pass
+        """Restore what :meth:`state_dict` returned (called when a run is resumed)."""
 
 
 def _monitored(name, logs, monitor):
@@ -89,6 +89,7 @@ class EarlyStopping(Callback):
         self.wait, self.stopped_epoch, self.best_weights = 0, None, None
 
     def on_epoch_end(self, trainer, epoch, logs):
+        """Compare the monitored value with the best so far; stop after ``patience`` bad epochs."""
         value = _monitored("EarlyStopping", logs, self.tracker.monitor)
         if self.tracker.improves(value):
             self.tracker.best, self.wait = value, 0
@@ -103,13 +104,16 @@ class EarlyStopping(Callback):
                       f"stopping after epoch {epoch} (best {self.tracker.best:.6g})")
 
     def on_train_end(self, trainer):
+        """With ``restore_best_weights``, load the best epoch's weights if training was stopped."""
         if self.restore_best_weights and self.best_weights is not None and self.stopped_epoch is not None:
             trainer.model.load_state_dict(self.best_weights)
 
     def state_dict(self):
+        """The best value and the count of epochs without improvement."""
         return {"best": self.tracker.best, "wait": self.wait}
 
     def load_state_dict(self, state):
+        """Restore the best value and the wait count."""
         self.tracker.best, self.wait = float(state["best"]), int(state["wait"])
 
 
@@ -129,9 +133,11 @@ class ModelCheckpoint(Callback):
         self.last_path = os.path.join(self.dirpath, last_name)
 
     def on_train_begin(self, trainer):
+        """Create ``dirpath``."""
         os.makedirs(self.dirpath, exist_ok=True)
 
     def on_epoch_end(self, trainer, epoch, logs):
+        """Write ``best.npz`` when the monitored value improved, and ``last.npz``."""
         if self.save_best:
             value = _monitored("ModelCheckpoint", logs, self.tracker.monitor)
             if self.tracker.improves(value):
@@ -141,9 +147,11 @@ class ModelCheckpoint(Callback):
             trainer.save_checkpoint(self.last_path)
 
     def state_dict(self):
+        """The best monitored value so far."""
         return {"best": self.tracker.best}
 
     def load_state_dict(self, state):
+        """Restore the best monitored value."""
         self.tracker.best = float(state["best"])
 
 
@@ -161,10 +169,12 @@ class LRLogger(Callback):
         self.lrs.append(lr)
 
     def on_batch_begin(self, trainer, batch):
+        """Record the rate (``per_batch=True``)."""
         if self.per_batch:
             self._record(trainer)
 
     def on_epoch_begin(self, trainer, epoch):
+        """Record the rate (``per_batch=False``)."""
         if not self.per_batch:
             self._record(trainer)
 
@@ -192,6 +202,7 @@ class CSVLogger(Callback):
         self.keys, self.file, self.writer = None, None, None
 
     def on_train_begin(self, trainer):
+        """Open the file (and, when appending, read the existing header)."""
         self.keys = None
         if self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0:
             with open(self.filename, newline="", encoding="utf-8") as f:
@@ -201,6 +212,7 @@ class CSVLogger(Callback):
         self.writer = csv.writer(self.file, delimiter=self.separator)
 
     def on_epoch_end(self, trainer, epoch, logs):
+        """Write the epoch's row (the header first, in a new file) and flush it."""
         if self.keys is None:
             self.keys = list(logs)
             self.writer.writerow(["epoch"] + self.keys)
@@ -208,11 +220,13 @@ class CSVLogger(Callback):
         self.file.flush()
 
     def on_train_end(self, trainer):
+        """Close the file."""
         if self.file is not None:
             self.file.close()
             self.file, self.writer = None, None
 
     def on_exception(self, trainer, exception):
+        """Close the file: the rows of the finished epochs stay."""
         self.on_train_end(trainer)
 
 
@@ -238,6 +252,7 @@ class TerminateOnNaN(Callback):
         self.handles, self.first_bad = [], None
 
     def on_train_begin(self, trainer):
+        """With ``anomaly_detection``, put a forward hook on every module."""
         if self.anomaly_detection:
             for name, module in trainer.model.named_modules():
                 self.handles.append(module.register_forward_hook(self._make_hook(name or type(module).__name__)))
@@ -250,9 +265,11 @@ class TerminateOnNaN(Callback):
         return hook
 
     def on_batch_begin(self, trainer, batch):
+        """Forget the previous batch's first bad layer."""
         self.first_bad = None
 
     def on_batch_end(self, trainer, batch, logs):
+        """Raise :class:`NonFiniteLossError` if the batch's loss is NaN or infinite."""
         loss = float(logs["loss"])
         if math.isfinite(loss):
             return
@@ -267,9 +284,11 @@ class TerminateOnNaN(Callback):
         raise NonFiniteLossError(message)
 
     def on_train_end(self, trainer):
+        """Remove the hooks."""
         for handle in self.handles:
             handle.remove()
         self.handles = []
 
     def on_exception(self, trainer, exception):
+        """Remove the hooks (training ended with an error)."""
         self.on_train_end(trainer)

@@ -73,13 +73,16 @@ class Mean:
         self.reset()
 
     def reset(self):
+        """Start a new mean."""
         self.total, self.count = 0.0, 0
 
     def update(self, value, n=1):
+        """Add ``value``, the mean over a batch of ``n`` samples (weight n)."""
         self.total += float(value) * n
         self.count += int(n)
 
     def compute(self):
+        """The weighted mean so far (NaN before any update)."""
         return self.total / self.count if self.count else float("nan")
 
 
@@ -92,15 +95,19 @@ class Accuracy:
         self.reset()
 
     def reset(self):
+        """Start counting again."""
         self.correct, self.count = 0, 0
 
     def update(self, logits, y):
+        """Count the rows of ``logits`` (N, C) whose target ``y`` is among the top k; batches that
+        are not classification (regression targets) are skipped."""
         if class_targets(logits, y) is None:
             return  # not a classification batch: accuracy is undefined, not zero
         self.correct += topk_correct(logits, y, self.k)
         self.count += logits.shape[0]
 
     def compute(self):
+        """The fraction correct so far, in [0, 1] (NaN before any counted batch)."""
         return self.correct / self.count if self.count else float("nan")
 
 
@@ -113,9 +120,11 @@ class ConfusionMatrix:
         self.reset()
 
     def reset(self):
+        """Zero the counts."""
         self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
 
     def update(self, logits, y):
+        """Add a batch: the argmax of ``logits`` (N, C) against the targets ``y``."""
         labels = class_targets(logits, y)
         if labels is None:
             raise ValueError("ConfusionMatrix: expected logits (N, C) and labels (N,) or one-hot (N, C)")
@@ -123,6 +132,7 @@ class ConfusionMatrix:
         self.matrix += confusion_matrix(predicted, labels, self.num_classes)
 
     def compute(self):
+        """The (C, C) counts so far, rows true class, columns predicted (a copy)."""
         return self.matrix.copy()
 
 
