@@ -342,3 +342,18 @@ def test_guard_and_accumulation_on_cupy():
         for p, q in zip(acc.parameters(), ref.parameters()):
             assert backend.is_cupy_array(p.data)
             np.testing.assert_allclose(backend.to_numpy(p.data), backend.to_numpy(q.data), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: train.EarlyStopping(patience=-1), "EarlyStopping: invalid patience -1"),
+    (lambda: train.EarlyStopping(patience=2.5), "EarlyStopping: invalid patience 2.5"),
+    (lambda: train.EarlyStopping(min_delta=math.nan), "EarlyStopping: invalid min_delta nan"),
+    (lambda: train.EarlyStopping(mode="best"), "EarlyStopping: mode must be 'min', 'max' or 'auto'"),
+    (lambda: train.ModelCheckpoint("out", monitor=None), "ModelCheckpoint: monitor must be the name"),
+    (lambda: train.Accuracy(0), "Accuracy: invalid k 0; expected an integer >= 1"),
+    (lambda: train.ConfusionMatrix(0), "ConfusionMatrix: invalid num_classes 0"),
+    (lambda: train.topk_accuracy(np.zeros((2, 3)), np.zeros(2, int), k=0), "accuracy: invalid k 0"),
+])
+def test_bad_callback_and_metric_arguments(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make()

@@ -10,6 +10,7 @@ import math
 import os
 
 from .. import backend
+from ..optim.checks import check_int, check_number
 from .guard import NonFiniteLossError
 
 
@@ -61,12 +62,15 @@ def _monitored(name, logs, monitor):
 class _Best:
     """Tracks the best value of a monitored quantity ("min" or "max"; "auto" from its name)."""
 
-    def __init__(self, monitor, mode, min_delta=0.0):
+    def __init__(self, owner, monitor, mode, min_delta=0.0):
+        if not isinstance(monitor, str):
+            raise TypeError(f"{owner}: monitor must be the name of a logged value (e.g. 'val_loss'), got {monitor!r}")
         if mode == "auto":
             mode = "max" if "acc" in monitor else "min"
         if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
-        self.monitor, self.mode, self.min_delta = monitor, mode, abs(float(min_delta))
+            raise ValueError(f"{owner}: mode must be 'min', 'max' or 'auto', got {mode!r}")
+        self.monitor, self.mode = monitor, mode
+        self.min_delta = abs(check_number(owner, "min_delta", min_delta))
         self.best = math.inf if mode == "min" else -math.inf
 
     def improves(self, value):
@@ -84,8 +88,9 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=5, mode="auto", restore_best_weights=False,
                  verbose=0):
-        self.tracker = _Best(monitor, mode, min_delta)
-        self.patience, self.restore_best_weights, self.verbose = int(patience), bool(restore_best_weights), verbose
+        self.tracker = _Best("EarlyStopping", monitor, mode, min_delta)
+        self.patience = check_int("EarlyStopping", "patience", patience, 0)
+        self.restore_best_weights, self.verbose = bool(restore_best_weights), verbose
         self.wait, self.stopped_epoch, self.best_weights = 0, None, None
 
     def on_epoch_end(self, trainer, epoch, logs):
@@ -127,7 +132,7 @@ class ModelCheckpoint(Callback):
     def __init__(self, dirpath, monitor="val_loss", mode="auto", save_best=True, save_last=True,
                  best_name="best.npz", last_name="last.npz"):
         self.dirpath = os.fspath(dirpath)
-        self.tracker = _Best(monitor, mode)
+        self.tracker = _Best("ModelCheckpoint", monitor, mode)
         self.save_best, self.save_last = bool(save_best), bool(save_last)
         self.best_path = os.path.join(self.dirpath, best_name)
         self.last_path = os.path.join(self.dirpath, last_name)

@@ -11,6 +11,7 @@ Targets are class indices of shape (N,), or one-hot / probability rows of the lo
 import numpy as np
 
 from ..backend import get_array_module, to_numpy
+from ..optim.checks import check_int
 
 
 def class_targets(logits, y):
@@ -31,6 +32,7 @@ def topk_correct(logits, y, k=1):
     For k > 1 a target tied with others counts as inside the top k when fewer than k logits are
     strictly larger; for k = 1 the first maximum wins (argmax), as in PyTorch.
     """
+    k = check_int("accuracy", "k", k, 1)
     xp = get_array_module(logits)
     labels = class_targets(logits, y)
     if labels is None:
@@ -90,7 +92,7 @@ class Accuracy:
     """Running top-k accuracy; named "accuracy" for k = 1 and "top{k}_accuracy" otherwise."""
 
     def __init__(self, k=1):
-        self.k = int(k)
+        self.k = check_int("Accuracy", "k", k, 1)
         self.name = "accuracy" if self.k == 1 else f"top{self.k}_accuracy"
         self.reset()
 
@@ -115,7 +117,7 @@ class ConfusionMatrix:
     """Running confusion matrix over batches; ``compute()`` returns the (C, C) counts."""
 
     def __init__(self, num_classes):
-        self.num_classes = int(num_classes)
+        self.num_classes = check_int("ConfusionMatrix", "num_classes", num_classes, 1)
         self.name = "confusion_matrix"
         self.reset()
 
