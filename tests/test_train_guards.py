@@ -113,39 +113,29 @@ class TwoEpochLoader:
 
 
 @expected_warnings
-def test_the_first_layer_whose_output_went_non_finite_is_named():
+@pytest.mark.parametrize("attribute,error,message,kwargs", [
+    ("factor", train.NonFiniteLossError,
+     r"the loss is nan at epoch 2, batch 1 \(optimizer step 4\); the first layer whose output went non-finite "
+     r"is 2 \(Scale\)", {}),
+    ("grad_factor", train.NonFiniteGradientError,
+     r"the gradient norm is (inf|nan) at epoch 2, batch 1 \(optimizer step 4\); the first layer whose gradient "
+     r"went non-finite is 2 \(Scale\)", {"clip_grad_norm": 1.0}),
+])
+def test_the_first_layer_that_went_non_finite_is_named(attribute, error, message, kwargs):
+    """An inf output (caught by the loss) or an inf gradient (caught by the clipping norm) at
+    epoch 2, batch 1: the error names the layer and the step is not taken."""
     x, y = blobs(60, seed=2)
     model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), Scale(), nn.Linear(8, 3))
     snapshots = Snapshots()
 
-    def blow_up(trainer):
-        trainer.model[2].factor = math.inf
+    def poison(trainer):
+        setattr(trainer.model[2], attribute, math.inf)
 
-    with pytest.raises(train.NonFiniteLossError, match=r"epoch 1, batch 2 \(optimizer step 2\); the first layer "
-                                                       r"whose output went non-finite is 2 \(Scale\)") as info:
-        train.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), batches(x, y, 20),
-                  epochs=2, callbacks=[snapshots, At(1, 2, blow_up)], verbose=0)
-    assert info.value.layer == "2 (Scale)" and info.value.step == 2
-    assert_state_equal(model, snapshots.states[-1])
-    assert all(p.grad is None for p in model.parameters())
-
-
-@expected_warnings
-def test_a_non_finite_gradient_norm_is_caught_before_the_step_and_its_layer_named():
-    x, y = blobs(60, seed=3)
-    model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), Scale(), nn.Linear(8, 3))
-    snapshots = Snapshots()
-
-    def poison_gradient(trainer):
-        trainer.model[2].grad_factor = math.inf
-
-    with pytest.raises(train.NonFiniteGradientError, match=r"the gradient norm is (inf|nan) at epoch 2, batch 1.*"
-                                                           r"the first layer whose gradient went non-finite is "
-                                                           r"2 \(Scale\)") as info:
+    with pytest.raises(error, match=message) as info:
         train.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
-                  batches(x, y, 20), epochs=3, clip_grad_norm=1.0, callbacks=[snapshots, At(2, 1, poison_gradient)],
-                  verbose=0)
+                  batches(x, y, 20), epochs=3, callbacks=[snapshots, At(2, 1, poison)], verbose=0, **kwargs)
     assert isinstance(info.value, train.NonFiniteError)
+    assert (info.value.layer, info.value.epoch, info.value.batch, info.value.step) == ("2 (Scale)", 2, 1, 4)
     # Snapshots' on_batch_end never ran for the bad batch: the state is that of the batch before
     assert_state_equal(model, snapshots.states[-1])
     assert all(p.grad is None for p in model.parameters())

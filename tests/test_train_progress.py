@@ -8,8 +8,8 @@ import sys
 import time
 import types
 
-import numpy as np
 import pytest
+from test_train_guards import batches, blobs
 
 from npcnn import nn, optim, train
 
@@ -43,17 +43,6 @@ def screen(text):
 def segments(text):
     """Every piece drawn between carriage returns and newlines."""
     return [s for s in re.split(r"[\r\n]", text) if s]
-
-
-def blobs(n=60, seed=0):
-    rng = np.random.default_rng(seed)
-    centres = np.array([[0.0, 4.0], [-3.5, -2.0], [3.5, -2.0]])
-    y = rng.integers(0, 3, n)
-    return (centres[y] + rng.standard_normal((n, 2))).astype(np.float32), y
-
-
-def batches(x, y, size):
-    return [(x[i:i + size], y[i:i + size]) for i in range(0, len(x), size)]
 
 
 def test_a_shorter_redraw_leaves_no_stale_characters():
