@@ -88,7 +88,7 @@ def test_an_inf_pixel_stops_fit_and_leaves_batchnorm_statistics_untouched():
                   TwoEpochLoader(x, y), epochs=3, callbacks=[snapshots], verbose=0)
     message = str(info.value)
     assert "the loss is nan at epoch 2, batch 3" in message
-    assert "the input batch holds 1 non-finite value(s)" in message
+    assert "the input batch holds 1 non-finite value(s), the first in sample 7 of the batch" in message
     assert "check_finite=False" in message
     assert (info.value.epoch, info.value.batch, info.value.layer) == (2, 3, "input")
     assert math.isnan(info.value.value)

@@ -145,8 +145,10 @@ def diagnose_loss(model, loss_fn, x, y):
         shown = ", ".join(bad_params[:3]) + (", ..." if len(bad_params) > 3 else "")
         return f"the parameters already hold non-finite values ({shown})", None
     if not is_finite_array(x):
-        count = int((~backend.get_array_module(x).isfinite(x)).sum())
-        return f"the input batch holds {count} non-finite value(s)", "input"
+        bad = ~backend.get_array_module(x).isfinite(x.reshape(len(x), -1))
+        first = int(bad.any(axis=1).argmax())
+        return (f"the input batch holds {int(bad.sum())} non-finite value(s), the first in sample {first} "
+                "of the batch"), "input"
     layer = first_bad_forward(model, loss_fn, x, y)
     if layer is None:
         return "every layer's output was finite (the loss itself overflowed, or the targets are bad)", None
