@@ -26,6 +26,9 @@ from . import backend
 
 @dataclass
 class TensorCheck:
+    """The check of one tensor: its ``name`` ("input", "weight", "0.bias" ...), ``shape``, the
+    relative and absolute errors (see the module docstring) and how many entries were ``checked``."""
+
     name: str
     shape: tuple
     rel_error: float
@@ -44,10 +47,12 @@ class GradcheckReport:
 
     @property
     def max_rel_error(self):
+        """The largest relative error over the tensors (0.0 for a check of no tensor)."""
         return max((t.rel_error for t in self.tensors), default=0.0)
 
     @property
     def ok(self):
+        """True when every tensor's relative error is below ``tol``."""
         return self.max_rel_error < self.tol
 
     def __str__(self):
@@ -59,6 +64,7 @@ class GradcheckReport:
         return "\n".join(lines)
 
     def assert_ok(self):
+        """Raise AssertionError with the whole report when the check failed; else return self."""
         if not self.ok:
             raise AssertionError(str(self))
         return self

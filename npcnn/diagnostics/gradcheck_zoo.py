@@ -46,6 +46,7 @@ class GradcheckCase:
     eps: float = 1e-6
 
     def input_shapes(self):
+        """The input shapes as a list (one entry per input of the module)."""
         return list(self.input_shape) if isinstance(self.input_shape[0], (tuple, list)) else [self.input_shape]
 
 
