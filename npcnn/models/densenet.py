@@ -119,10 +119,8 @@ def densenet121(num_classes=1000, in_channels=3):
     Deviations: the final 7x7 average pool is adaptive (any input size); init torchvision's.
     Keras counts 8,062,504 parameters: + 83,648 BatchNorm moving statistics.
 
-    Args:
-        num_classes (int, default 1000): outputs of ``classifier`` (the counts are for 1000; each
-            class adds 1024 + 1 parameters).
-        in_channels (int, default 3): input channels.
+    Args: num_classes (int, default 1000; each class adds 1024 + 1 parameters), in_channels
+    (int, default 3), as in :class:`DenseNet`.
     """
     return DenseNet(32, (6, 12, 24, 16), 64, num_classes=num_classes, in_channels=in_channels)
 
@@ -139,10 +137,8 @@ def densenet169(num_classes=1000, in_channels=3):
     Deviations: the final 7x7 average pool is adaptive (any input size); init torchvision's.
     Keras counts 14,307,880 parameters: + 158,400 BatchNorm moving statistics.
 
-    Args:
-        num_classes (int, default 1000): outputs of ``classifier`` (the counts are for 1000; each
-            class adds 1664 + 1 parameters).
-        in_channels (int, default 3): input channels.
+    Args: num_classes (int, default 1000; each class adds 1664 + 1 parameters), in_channels
+    (int, default 3), as in :class:`DenseNet`.
     """
     return DenseNet(32, (6, 12, 32, 32), 64, num_classes=num_classes, in_channels=in_channels)
 
@@ -159,9 +155,7 @@ def densenet201(num_classes=1000, in_channels=3):
     Deviations: the final 7x7 average pool is adaptive (any input size); init torchvision's.
     Keras counts 20,242,984 parameters: + 229,056 BatchNorm moving statistics.
 
-    Args:
-        num_classes (int, default 1000): outputs of ``classifier`` (the counts are for 1000; each
-            class adds 1920 + 1 parameters).
-        in_channels (int, default 3): input channels.
+    Args: num_classes (int, default 1000; each class adds 1920 + 1 parameters), in_channels
+    (int, default 3), as in :class:`DenseNet`.
     """
     return DenseNet(32, (6, 12, 48, 32), 64, num_classes=num_classes, in_channels=in_channels)

@@ -223,10 +223,8 @@ def resnet18(num_classes=1000, in_channels=3):
     Deviations: none in the layout (see the module docstring for the init and biases).
     Keras has no ResNet-18.
 
-    Args:
-        num_classes (int, default 1000): outputs of the final ``fc`` layer (the counts above are
-            for 1000; each class adds 512 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
+    Args: num_classes (int, default 1000; each class adds 512 + 1 parameters), in_channels
+    (int, default 3), as in :class:`ResNet`.
     """
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels)
 
@@ -241,10 +239,8 @@ def resnet34(num_classes=1000, in_channels=3):
     Deviations: none in the layout (see the module docstring for the init and biases).
     Keras has no ResNet-34.
 
-    Args:
-        num_classes (int, default 1000): outputs of the final ``fc`` layer (the counts above are
-            for 1000; each class adds 512 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
+    Args: num_classes (int, default 1000; each class adds 512 + 1 parameters), in_channels
+    (int, default 3), as in :class:`ResNet`.
     """
     return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels)
 
@@ -262,10 +258,8 @@ def resnet50(num_classes=1000, in_channels=3):
     Keras counts 25,636,712 parameters: + 53,120 BatchNorm moving statistics + 26,560 conv biases
     (``keras.applications.ResNet50``, v1: a bias on every conv, 26,560 = the BatchNorm channels).
 
-    Args:
-        num_classes (int, default 1000): outputs of the final ``fc`` layer (the counts above are
-            for 1000; each class adds 2048 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
+    Args: num_classes (int, default 1000; each class adds 2048 + 1 parameters), in_channels
+    (int, default 3), as in :class:`ResNet`.
     """
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels)
 
@@ -280,10 +274,8 @@ def resnet101(num_classes=1000, in_channels=3):
     Deviations: the stride-2 of stages 2-4 sits in the 3x3 conv (paper: 7.6 G multiply-adds).
     Keras counts 44,707,176 parameters: + 105,344 BatchNorm moving statistics + 52,672 conv biases.
 
-    Args:
-        num_classes (int, default 1000): outputs of the final ``fc`` layer (the counts above are
-            for 1000; each class adds 2048 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
+    Args: num_classes (int, default 1000; each class adds 2048 + 1 parameters), in_channels
+    (int, default 3), as in :class:`ResNet`.
     """
     return ResNet(Bottleneck, [3, 4, 23, 3], num_classes, in_channels)
 
@@ -298,10 +290,8 @@ def resnet152(num_classes=1000, in_channels=3):
     Deviations: the stride-2 of stages 2-4 sits in the 3x3 conv (paper: 11.3 G multiply-adds).
     Keras counts 60,419,944 parameters: + 151,424 BatchNorm moving statistics + 75,712 conv biases.
 
-    Args:
-        num_classes (int, default 1000): outputs of the final ``fc`` layer (the counts above are
-            for 1000; each class adds 2048 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
+    Args: num_classes (int, default 1000; each class adds 2048 + 1 parameters), in_channels
+    (int, default 3), as in :class:`ResNet`.
     """
     return ResNet(Bottleneck, [3, 8, 36, 3], num_classes, in_channels)
 
@@ -359,12 +349,8 @@ def resnet20(num_classes=10, in_channels=3, width=16):
     Native input 3x32x32: 269,722 parameters, 40,551,040 multiply-adds (paper Table 6: 0.27M).
     Deviations: none (torchvision has no CIFAR ResNets; the keys follow its ImageNet ones).
 
-    Args:
-        num_classes (int, default 10): outputs of the final ``fc`` layer (the counts above are
-            for 10; each class adds 64 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
-        width (int, default 16): channels of the first stage (the others have 2 and 4 times as
-            many); the counts above are for 16.
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
     """
     return CifarResNet(20, num_classes, in_channels, width)
 
@@ -379,12 +365,8 @@ def resnet32(num_classes=10, in_channels=3, width=16):
     Native input 3x32x32: 464,154 parameters, 68,862,592 multiply-adds (paper Table 6: 0.46M).
     Deviations: none (torchvision has no CIFAR ResNets; the keys follow its ImageNet ones).
 
-    Args:
-        num_classes (int, default 10): outputs of the final ``fc`` layer (the counts above are
-            for 10; each class adds 64 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
-        width (int, default 16): channels of the first stage (the others have 2 and 4 times as
-            many); the counts above are for 16.
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
     """
     return CifarResNet(32, num_classes, in_channels, width)
 
@@ -399,12 +381,8 @@ def resnet44(num_classes=10, in_channels=3, width=16):
     Native input 3x32x32: 658,586 parameters, 97,174,144 multiply-adds (paper Table 6: 0.66M).
     Deviations: none (torchvision has no CIFAR ResNets; the keys follow its ImageNet ones).
 
-    Args:
-        num_classes (int, default 10): outputs of the final ``fc`` layer (the counts above are
-            for 10; each class adds 64 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
-        width (int, default 16): channels of the first stage (the others have 2 and 4 times as
-            many); the counts above are for 16.
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
     """
     return CifarResNet(44, num_classes, in_channels, width)
 
@@ -419,12 +397,8 @@ def resnet56(num_classes=10, in_channels=3, width=16):
     Native input 3x32x32: 853,018 parameters, 125,485,696 multiply-adds (paper Table 6: 0.85M).
     Deviations: none (torchvision has no CIFAR ResNets; the keys follow its ImageNet ones).
 
-    Args:
-        num_classes (int, default 10): outputs of the final ``fc`` layer (the counts above are
-            for 10; each class adds 64 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
-        width (int, default 16): channels of the first stage (the others have 2 and 4 times as
-            many); the counts above are for 16.
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
     """
     return CifarResNet(56, num_classes, in_channels, width)
 
@@ -439,12 +413,8 @@ def resnet110(num_classes=10, in_channels=3, width=16):
     Native input 3x32x32: 1,727,962 parameters, 252,887,680 multiply-adds (paper Table 6: 1.7M).
     Deviations: none (torchvision has no CIFAR ResNets; the keys follow its ImageNet ones).
 
-    Args:
-        num_classes (int, default 10): outputs of the final ``fc`` layer (the counts above are
-            for 10; each class adds 64 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
-        width (int, default 16): channels of the first stage (the others have 2 and 4 times as
-            many); the counts above are for 16.
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
     """
     return CifarResNet(110, num_classes, in_channels, width)
 
@@ -459,12 +429,8 @@ def plain20(num_classes=10, in_channels=3, width=16):
     option A shortcuts have no parameters and their additions count no multiply-adds).
     Deviations: none.
 
-    Args:
-        num_classes (int, default 10): outputs of the final ``fc`` layer (the counts above are
-            for 10; each class adds 64 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
-        width (int, default 16): channels of the first stage (the others have 2 and 4 times as
-            many); the counts above are for 16.
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
     """
     return CifarResNet(20, num_classes, in_channels, width, residual=False)
 
@@ -479,12 +445,8 @@ def plain32(num_classes=10, in_channels=3, width=16):
     option A shortcuts have no parameters and their additions count no multiply-adds).
     Deviations: none.
 
-    Args:
-        num_classes (int, default 10): outputs of the final ``fc`` layer (the counts above are
-            for 10; each class adds 64 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
-        width (int, default 16): channels of the first stage (the others have 2 and 4 times as
-            many); the counts above are for 16.
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
     """
     return CifarResNet(32, num_classes, in_channels, width, residual=False)
 
@@ -499,12 +461,8 @@ def plain44(num_classes=10, in_channels=3, width=16):
     option A shortcuts have no parameters and their additions count no multiply-adds).
     Deviations: none.
 
-    Args:
-        num_classes (int, default 10): outputs of the final ``fc`` layer (the counts above are
-            for 10; each class adds 64 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
-        width (int, default 16): channels of the first stage (the others have 2 and 4 times as
-            many); the counts above are for 16.
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
     """
     return CifarResNet(44, num_classes, in_channels, width, residual=False)
 
@@ -519,12 +477,8 @@ def plain56(num_classes=10, in_channels=3, width=16):
     option A shortcuts have no parameters and their additions count no multiply-adds).
     Deviations: none.
 
-    Args:
-        num_classes (int, default 10): outputs of the final ``fc`` layer (the counts above are
-            for 10; each class adds 64 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
-        width (int, default 16): channels of the first stage (the others have 2 and 4 times as
-            many); the counts above are for 16.
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
     """
     return CifarResNet(56, num_classes, in_channels, width, residual=False)
 
@@ -539,11 +493,7 @@ def plain110(num_classes=10, in_channels=3, width=16):
     option A shortcuts have no parameters and their additions count no multiply-adds).
     Deviations: none.
 
-    Args:
-        num_classes (int, default 10): outputs of the final ``fc`` layer (the counts above are
-            for 10; each class adds 64 + 1 parameters).
-        in_channels (int, default 3): channels of the input image (``conv1``'s input).
-        width (int, default 16): channels of the first stage (the others have 2 and 4 times as
-            many); the counts above are for 16.
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
     """
     return CifarResNet(110, num_classes, in_channels, width, residual=False)
