@@ -97,6 +97,15 @@ def numerical_gradient(f, array, indices, eps=1e-6):
     """Central-difference dL/darray at ``indices`` (flat), perturbing ``array`` in place.
 
     ``array`` may be a non-contiguous view; each entry is restored after use.
+
+    Args:
+        f (callable): ``f() -> float``, the scalar L computed from the current ``array``.
+        array (float64 array): the variable, perturbed in place (one entry at a time).
+        indices (sequence of ints): flat indices into ``array`` to differentiate.
+        eps (float, default 1e-6): the step: (f(a + eps) - f(a - eps)) / (2 eps).
+
+    Returns:
+        float64 NumPy array of len(indices): the numerical derivatives.
     """
     grad = np.zeros(len(indices))
     for k, flat in enumerate(indices):
@@ -206,7 +215,12 @@ def _backward(module, forward, xs, dout):
 
 
 def check_loss(loss_fn, pred, target, eps=1e-6, tol=1e-6):
-    """Gradient-check a loss: ``loss_fn(pred, target)`` is a float, ``loss_fn.backward()`` its dpred."""
+    """Gradient-check a loss: ``loss_fn(pred, target)`` is a float, ``loss_fn.backward()`` its dpred.
+
+    ``pred`` is cast to float64 and every entry is checked; ``target`` is passed as it is.
+    ``eps`` is the central-difference step, ``tol`` the relative error that passes. Returns a
+    GradcheckReport with one tensor, "pred".
+    """
     start = time.perf_counter()
     pred = backend.asarray(pred, dtype=np.float64)
     loss_fn(pred, target)
@@ -225,6 +239,16 @@ def check_function(forward, backward, arrays, names=None, eps=1e-6, tol=1e-6, se
 
     ``forward(*arrays) -> (out, cache)`` and ``backward(dout, cache) -> tuple of gradients``, one
     per array (None for an array not differentiated). Arrays are float64 and perturbed in place.
+
+    Args:
+        forward, backward (callables): the kernel pair, e.g. ``conv2d_forward`` with its
+            options bound by a lambda, and ``conv2d_backward``.
+        arrays (list of float64 arrays): the differentiable arguments of ``forward``.
+        names (list of str, default None): report names; None: "arg0", "arg1", ...
+        eps (float, default 1e-6): the central-difference step.
+        tol (float, default 1e-6): the relative error that passes.
+        seed (int, default 0): seeds the projection R (L = sum(out * R)) and the entry subsets.
+        max_entries (int, default None): check a random subset of each larger array.
     """
     start = time.perf_counter()
     generator = np.random.default_rng(seed)
