@@ -24,6 +24,9 @@ from .optimizer import DistributedOptimizer
 from .sync_batchnorm import convert_sync_batchnorm
 
 DistributedTraining = namedtuple("DistributedTraining", ["model", "optimizer", "loader", "comm", "is_main"])
+DistributedTraining.__doc__ = """What :func:`setup_training` returns: the synchronized ``model``, the gradient-averaging
+``optimizer`` (a DistributedOptimizer), this rank's ``loader``, the ``comm`` and ``is_main`` (True on
+rank 0, the rank that prints and writes files). Unpacks like a tuple."""
 
 
 def _arrays(source, buffers):
