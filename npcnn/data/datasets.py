@@ -20,18 +20,22 @@ import numpy as np
 
 from .. import backend
 from . import cifar, download
+from .dataset import Dataset
 from .download import DatasetNotFoundError
 from .idx import CorruptFileError, read_idx
 
 
-class ImageDataset:
-    """One split of an image-classification dataset, held in memory.
+class ImageDataset(Dataset):
+    """One split of an image-classification dataset, held in memory (a map-style :class:`Dataset`).
 
     Attributes: ``images`` (N, C, H, W) uint8 or float, ``labels`` (N,) int64, ``classes``
     (list of class names, ``classes[label]``), ``name``, ``train`` (bool).
-    ``dataset[idx]`` returns ``(images[idx], labels[idx])`` for an int, slice or index array,
-    so a :class:`npcnn.data.DataLoader` takes a whole batch in one indexing.
+    ``dataset[idx]`` returns ``(images[idx], labels[idx])`` for an int, slice or index array
+    (``batch_indexing = True``), so a :class:`npcnn.data.DataLoader` takes a whole batch in one
+    indexing.
     """
+
+    batch_indexing = True
 
     def __init__(self, images, labels, classes, name="", train=True):
         if len(images) != len(labels):
@@ -40,9 +44,11 @@ class ImageDataset:
         self.name, self.train = name, train
 
     def __len__(self):
+        """Number of images."""
         return len(self.labels)
 
     def __getitem__(self, idx):
+        """``(images[idx], labels[idx])`` for an int, slice or index array ``idx``."""
         return self.images[idx], self.labels[idx]
 
     def __repr__(self):
