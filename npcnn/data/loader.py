@@ -33,6 +33,9 @@ def _check_flag(name, value):
 
 
 def _check_batch_size(batch_size):
+    if batch_size is None:
+        raise ValueError("DataLoader: batch_size must be a positive int, got None (PyTorch's 'no automatic "
+                         "batching' is not supported: use batch_size=1, or index the dataset directly)")
     if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r} "
                          f"({type(batch_size).__name__})")

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from .. import backend
-from ..data.loader import DataLoader
+from ..data.loader import DataLoader, _check_flag
 from . import comm as _comm
 from .sampler import DistributedSampler
 
@@ -34,7 +34,7 @@ class DistributedDataLoader(DataLoader):
             seed = _shared_seed(comm)
         super().__init__(dataset, batch_size, shuffle=False, drop_last=drop_last, seed=seed, transform=transform,
                          to_float=to_float)
-        self.shuffle = bool(shuffle)
+        self.shuffle = _check_flag("shuffle", shuffle)
         self.seed = int(seed)
         num_replicas = comm.size if num_replicas is None else num_replicas
         rank = comm.rank if rank is None else rank
