@@ -14,6 +14,7 @@ resolves only the handful of globals a pickled NumPy array needs and refuses eve
 """
 
 import io
+import math
 import pickle
 
 import numpy as np
@@ -29,11 +30,28 @@ TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_BATCHES = ["test_batch"]
 IMAGE_BYTES = 3 * 32 * 32
 
-# The only globals a CIFAR-10 pickle may name: rebuilding an ndarray (the first four) and
-# Python 3's protocol-2 spelling of a bytes object (``_codecs.encode(str, "latin1")``).
+
+
+def _frombuffer(buffer, dtype, shape, order):
+    """NumPy's protocol-5 array reconstruction (``numpy._core.numeric._frombuffer``), checked:
+    a plain bytes buffer of exactly the announced size, a non-object dtype, an int shape."""
+    if not isinstance(buffer, (bytes, bytearray)) or not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise pickle.UnpicklingError("refusing an array reconstruction that is not a plain numeric buffer")
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape) or order not in "CF":
+        raise pickle.UnpicklingError(f"refusing an array reconstruction with shape {shape!r}, order {order!r}")
+    if math.prod(shape) * dtype.itemsize != len(buffer):
+        raise pickle.UnpicklingError(f"array of shape {shape} {dtype} does not fit its {len(buffer)}-byte buffer")
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
+
+
+# The only globals a CIFAR-10 pickle may name: rebuilding an ndarray (protocols 2-4 with
+# ``_reconstruct``, protocol 5 with ``_frombuffer``, under NumPy 1's and NumPy 2's module names)
+# and Python 3's protocol-2 spelling of a bytes object (``_codecs.encode(str, "latin1")``).
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): __import__("codecs").encode,
@@ -44,6 +62,7 @@ class SafeUnpickler(pickle.Unpickler):
     """An Unpickler that refuses every global except those needed to rebuild a NumPy array."""
 
     def find_class(self, module, name):
+        """The allowed global ``module.name``; any other raises ``pickle.UnpicklingError``."""
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
