@@ -69,7 +69,11 @@ def _check_size(path, shape, header_bytes, compressed):
 def read_idx(path, expected_shape=None):
     """The array stored in the IDX file ``path`` (uint8, writable, C-contiguous).
 
-    ``expected_shape`` (a tuple, ``None`` entries meaning "any") is checked against the header.
+    Args:
+        path: an IDX file, gzip-compressed (recognized by its magic bytes) or plain.
+        expected_shape: ``None``, or a tuple checked against the header's sizes (``None``
+            entries meaning "any").
+
     Any truncation, gzip/CRC damage, wrong magic number, size mismatch or trailing data raises
     :class:`CorruptFileError` naming the file; a header announcing more data than the file can
     hold (for gzip: more than deflate's maximum ratio of the compressed size) is refused before

@@ -164,6 +164,7 @@ class DataLoader:
         return self.generator.permutation(len(self.dataset)) if self.shuffle else None
 
     def __iter__(self):
+        """One epoch of batches (resuming mid-epoch after :meth:`load_state_dict`)."""
         bs = self.batch_size
         self._epoch_state = self.generator.bit_generator.state
         order = self._order()
