@@ -131,3 +131,21 @@ def test_hostile_protocol5_pickles_are_still_refused(tmp_path):
         pickle.Pickler(f, protocol=5, buffer_callback=lambda b: False).dump({b"data": np.zeros(3072, np.uint8)})
     with pytest.raises(CorruptFileError, match=r"batch"):
         load_pickle(path)
+
+
+def test_cifar_meta_and_label_contents_are_checked(tmp_path, monkeypatch):
+    monkeypatch.delenv("NPCNN_DATA", raising=False)
+    folder = _cifar_folder(tmp_path, 2)
+    write_py_meta(folder / "batches.meta", ["a", "b", "c"])
+    with pytest.raises(CorruptFileError, match=r"batches\.meta names 3 classes, expected the 10"):
+        cifar10(root=tmp_path, train=False, download=False)
+    path = tmp_path / "bools"
+    _write(path, {b"data": np.zeros((2, 3072), np.uint8), b"labels": [True, 2]}, protocol=2)
+    with pytest.raises(CorruptFileError, match="list of ints in 0..9"):
+        read_py_batch(path)
+    _write(path, {b"data": np.zeros((2, 3072), np.uint8), b"labels": np.array([3, 4])}, protocol=5)
+    assert read_py_batch(path)[1].tolist() == [3, 4]
+    from npcnn.data.cifar import read_bin_meta
+    (tmp_path / "meta.txt").write_bytes(b"\xff\xfe")
+    with pytest.raises(CorruptFileError, match=r"meta\.txt: not an ASCII list"):
+        read_bin_meta(tmp_path / "meta.txt")

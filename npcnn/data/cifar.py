@@ -104,7 +104,10 @@ def read_py_batch(path):
     data = np.asarray(data)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
         raise CorruptFileError(f"{path}: b'data' is {data.dtype} {data.shape}, expected uint8 (n, {IMAGE_BYTES})")
-    if not isinstance(labels, list) or not all(isinstance(v, int) and 0 <= v < 10 for v in labels):
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        labels = labels.tolist()  # a batch re-saved from NumPy
+    if not isinstance(labels, list) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10
+                                               for v in labels):
         raise CorruptFileError(f"{path}: b'labels' must be a list of ints in 0..9")
     if len(labels) != len(data):
         raise CorruptFileError(f"{path}: {len(data)} images but {len(labels)} labels")
@@ -138,8 +141,11 @@ def read_bin_batch(path):
 
 def read_bin_meta(path):
     """The class names in ``batches.meta.txt`` (binary version)."""
-    with open(path, encoding="ascii") as f:
-        return [line.strip() for line in f if line.strip()]
+    try:
+        with open(path, encoding="ascii") as f:
+            return [line.strip() for line in f if line.strip()]
+    except UnicodeDecodeError as err:
+        raise CorruptFileError(f"{path}: not an ASCII list of class names ({err})") from None
 
 
 def write_py_batch(path, images, labels, batch_label="fixture batch"):

@@ -252,6 +252,8 @@ def cifar10(root=None, train=True, normalize=False, dtype=None, download=True):
         classes = cifar.read_bin_meta(meta) if kind == "bin" else cifar.read_py_meta(meta)
     else:
         classes = CIFAR10_CLASSES
+    if len(classes) != 10:
+        raise CorruptFileError(f"cifar10: {meta} names {len(classes)} classes, expected the 10 of CIFAR-10")
     images = np.concatenate(images) if len(images) > 1 else images[0]
     labels = np.concatenate(labels) if len(labels) > 1 else labels[0]
     return ImageDataset(_as_float(images, normalize, dtype), labels, classes, name="cifar10", train=train)
