@@ -307,3 +307,12 @@ def test_image_dataset_and_arrays_use_batch_indexing():
     assert not DataLoader(TensorDataset(x, y), collate_fn=default_collate).batch_indexing
     custom = next(iter(DataLoader(TensorDataset(x, y), batch_size=3, collate_fn=lambda s: len(s))))
     assert custom == 3
+
+
+def test_a_dataset_claiming_batch_indexing_wrongly_is_caught():
+    class Claims(AcceptsArraysWrongly):
+        batch_indexing = True
+
+    with pytest.raises(ValueError, match=r"Claims\[index_array\] of 16 indices returned element 0 of shape "
+                                         r"\(1, 16, 28, 28\)"):
+        next(iter(DataLoader(Claims(), batch_size=16)))

@@ -181,7 +181,10 @@ class DataLoader:
     def _fetch(self, idx):
         """The collated batch of dataset indices ``idx`` (a slice or an int array)."""
         if self.batch_indexing:
-            return self.dataset[idx]
+            batch = self.dataset[idx]
+            _check_batch_length(self.dataset, batch, len(range(len(self.dataset))[idx]) if isinstance(idx, slice)
+                                else len(idx))
+            return batch
         indices = range(len(self.dataset))[idx] if isinstance(idx, slice) else [int(i) for i in idx]
         samples = [self.dataset[i] for i in indices]
         if self.collate_fn is not None:
@@ -233,6 +236,17 @@ class DataLoader:
         path = "batch indexing" if self.batch_indexing else "one sample at a time"
         return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last}, {path})")
+
+
+def _check_batch_length(dataset, batch, n):
+    """Every array of a batch-indexed batch must hold ``n`` samples along its first axis (catches a
+    ``__getitem__`` that claims ``batch_indexing`` but, e.g., adds an axis in front)."""
+    items = batch if isinstance(batch, (tuple, list)) else (batch,)
+    for k, a in enumerate(items):
+        if hasattr(a, "shape") and (a.ndim == 0 or a.shape[0] != n):
+            raise ValueError(f"DataLoader: {type(dataset).__name__}[index_array] of {n} indices returned element {k} "
+                             f"of shape {tuple(a.shape)}, not {n} samples along the first axis; a dataset with "
+                             f"batch_indexing = True must return the stacked samples (or set it to False)")
 
 
 def _to_backend(batch):
