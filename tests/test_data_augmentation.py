@@ -239,3 +239,51 @@ def test_bad_transform_arguments_name_the_class_and_the_argument(make, error, ma
 def test_bad_batches_name_the_transform(x, error, match):
     with pytest.raises(error, match=match):
         T.RandomRotation(10)(x)
+
+
+@pytest.mark.parametrize("shape, size", [((2, 3, 7, 9), (4, 5)), ((1, 1, 5, 5), (12, 8)), ((2, 2, 6, 10), 3),
+                                         ((1, 3, 10, 6), 15), ((1, 1, 4, 4), (4, 4))])
+def test_resize_matches_torch_interpolate(shape, size):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: the oracle comparison is skipped")
+    x = np.random.default_rng(10).random(shape)
+    out = T.Resize(size)(x)
+    h, w = shape[2:]
+    if isinstance(size, int):  # torchvision's rule: the shorter side becomes size
+        want_hw = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
+    else:
+        want_hw = size
+    assert out.shape == shape[:2] + tuple(want_hw)
+    want = torch.nn.functional.interpolate(torch.tensor(x), size=want_hw, mode="bilinear", align_corners=False,
+                                           antialias=False).numpy()
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+    assert T.Resize(size)(x.astype(np.float32)).dtype == np.float32
+    assert T.Resize(size)((x * 255).astype(np.uint8)).dtype == np.uint8
+
+
+@pytest.mark.parametrize("hw, size", [((7, 9), (3, 4)), ((6, 6), 4), ((5, 4), (5, 4)), ((3, 4), (6, 7)),
+                                      ((4, 5), (2, 6))])
+def test_center_crop_is_torchvisions_window(hw, size):
+    x = np.random.default_rng(11).random((2, 1) + hw)
+    out = T.CenterCrop(size)(x)
+    th, tw = (size, size) if isinstance(size, int) else size
+    ph, pw = max(th - hw[0], 0), max(tw - hw[1], 0)
+    padded = np.pad(x, ((0, 0), (0, 0), (ph // 2, (ph + 1) // 2), (pw // 2, (pw + 1) // 2)))
+    top, left = int(round((padded.shape[2] - th) / 2)), int(round((padded.shape[3] - tw) / 2))
+    np.testing.assert_array_equal(out, padded[:, :, top:top + th, left:left + tw])
+
+
+def test_pad_forms_and_modes():
+    x = np.random.default_rng(12).random((2, 1, 3, 4))
+    np.testing.assert_array_equal(T.Pad(1)(x), np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))))
+    np.testing.assert_array_equal(T.Pad((1, 2), padding_mode="edge")(x),
+                                  np.pad(x, ((0, 0), (0, 0), (2, 2), (1, 1)), mode="edge"))
+    np.testing.assert_array_equal(T.Pad((1, 2, 3, 0), fill=0.5)(x),
+                                  np.pad(x, ((0, 0), (0, 0), (2, 0), (1, 3)), constant_values=0.5))
+    with pytest.raises(ValueError, match="Pad: padding must be"):
+        T.Pad(-1)
+    with pytest.raises(ValueError, match="Pad: padding_mode must be"):
+        T.Pad(1, padding_mode="wrap")
+    with pytest.raises(ValueError, match="Resize: size must be"):
+        T.Resize(0)
+    with pytest.raises(ValueError, match="CenterCrop: size must be"):
+        T.CenterCrop((2, -1))

@@ -30,6 +30,9 @@ TRANSFORMS = {
     "jitter": lambda g: T.ColorJitter(0.4, 0.4, 0.4, 0.2, rng=g),
     "erasing": lambda g: T.RandomErasing(p=0.7, rng=g),
     "normalize": lambda g: T.Normalize([0.1, 0.2, 0.3], [0.5, 0.6, 0.7]),
+    "resize": lambda g: T.Resize((5, 11)),
+    "center": lambda g: T.CenterCrop((9, 4)),
+    "pad": lambda g: T.Pad((1, 2), padding_mode="reflect"),
 }
 
 

@@ -10,6 +10,8 @@ saturation, hue), plus :class:`RandomErasing`, :class:`Normalize`, :class:`ToFlo
 Each random transform draws one set of parameters per sample from its own generator (``rng=``,
 a ``numpy.random.Generator`` or an int seed) or, when none is given, from ``npcnn.backend.rng()``
 — so ``npcnn.manual_seed`` makes augmentation reproducible. Inputs are never modified in place.
+Deterministic ones: :class:`Resize`, :class:`CenterCrop`, :class:`Pad`.
+
 Differences from torchvision: a whole batch is transformed at once (torchvision transforms one
 image); :class:`RandomAffine` and :class:`RandomRotation` interpolate bilinearly by default
 (torchvision: nearest; pass ``interpolation="nearest"``).
@@ -303,13 +305,13 @@ class RandomVerticalFlip(_RandomFlip):
     axis, name = -2, "RandomVerticalFlip"
 
 
-def _padding(value):
+def _padding(value, who="RandomCrop"):
     """torchvision's padding forms -> (top, bottom, left, right): an int (all sides), a pair
     (left/right, top/bottom) or four values (left, top, right, bottom)."""
     items = value if isinstance(value, (tuple, list)) else (value,)
     if len(items) not in (1, 2, 4) or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0
                                           for v in items):
-        raise ValueError(f"RandomCrop: padding must be an int >= 0 or a sequence of 2 or 4 of them, got {value!r}")
+        raise ValueError(f"{who}: padding must be an int >= 0 or a sequence of 2 or 4 of them, got {value!r}")
     items = [int(v) for v in items]
     if len(items) == 1:
         return items * 4
@@ -317,6 +319,98 @@ def _padding(value):
         return [items[1], items[1], items[0], items[0]]
     left, top, right, bottom = items
     return [top, bottom, left, right]
+
+
+def _check_padding_mode(who, padding_mode):
+    if padding_mode not in ("constant", "edge", "reflect", "symmetric"):
+        raise ValueError(f"{who}: padding_mode must be 'constant', 'edge', 'reflect' or 'symmetric', "
+                         f"got {padding_mode!r}")
+    return padding_mode
+
+
+def _pad_batch(x, top, bottom, left, right, fill, padding_mode):
+    """``x`` (N, C, H, W) padded on its last two axes (numpy.pad's modes)."""
+    if not (top or bottom or left or right):
+        return x
+    xp = get_array_module(x)
+    extra = {"constant_values": fill} if padding_mode == "constant" else {}
+    return xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=padding_mode, **extra)
+
+
+class Pad:
+    """Pad every image: ``padding`` an int (every side), (left/right, top/bottom) or (left, top,
+    right, bottom); ``fill`` for ``padding_mode="constant"``, or ``"edge"``, ``"reflect"``,
+    ``"symmetric"`` (torchvision's arguments)."""
+
+    def __init__(self, padding, fill=0, padding_mode="constant"):
+        self.padding, self._pad = padding, _padding(padding, "Pad")
+        self.fill = _check_fill("Pad", fill)
+        self.padding_mode = _check_padding_mode("Pad", padding_mode)
+
+    def __call__(self, x):
+        """The padded batch."""
+        _check_batch("Pad", x)
+        return _pad_batch(x, *self._pad, self.fill, self.padding_mode)
+
+    def __repr__(self):
+        return f"Pad(padding={self.padding}, fill={self.fill}, padding_mode={self.padding_mode!r})"
+
+
+class CenterCrop:
+    """Cut the central ``size`` window of every image, as torchvision (offsets
+    ``round((H - h) / 2)``, ``round((W - w) / 2)``; an image smaller than ``size`` is zero-padded
+    first, the odd pixel going to the bottom/right)."""
+
+    def __init__(self, size):
+        self.size = _size(size, "CenterCrop")
+
+    def __call__(self, x):
+        """The central window of each image."""
+        _check_batch("CenterCrop", x)
+        h, w = self.size
+        dh, dw = max(h - x.shape[2], 0), max(w - x.shape[3], 0)
+        x = _pad_batch(x, dh // 2, (dh + 1) // 2, dw // 2, (dw + 1) // 2, 0.0, "constant")
+        top, left = int(round((x.shape[2] - h) / 2.0)), int(round((x.shape[3] - w) / 2.0))
+        return get_array_module(x).ascontiguousarray(x[:, :, top:top + h, left:left + w])
+
+    def __repr__(self):
+        return f"CenterCrop(size={self.size})"
+
+
+class Resize:
+    """Resize every image with bilinear interpolation (``torch.nn.functional.interpolate`` with
+    ``align_corners=False`` and no antialiasing).
+
+    Args:
+        size: (h, w) for an exact size, or an int: the shorter side becomes ``size`` and the other
+            keeps the aspect ratio (``int(size * long / short)``, as torchvision).
+    """
+
+    def __init__(self, size):
+        self.size = _size(size, "Resize")
+        self._shorter = not isinstance(size, (tuple, list))
+
+    def _output_size(self, h, w):
+        if not self._shorter:
+            return self.size
+        s = self.size[0]
+        return (s, int(s * w / h)) if h <= w else (int(s * h / w), s)
+
+    def __call__(self, x):
+        """The resized batch."""
+        _check_batch("Resize", x)
+        xp = get_array_module(x)
+        x, back = _to_work(x)
+        n, _, h, w = x.shape
+        oh, ow = self._output_size(h, w)
+        sy = (np.arange(oh) + 0.5) * (h / oh) - 0.5  # pixel-centre aligned, clamped at the edges
+        sx = (np.arange(ow) + 0.5) * (w / ow) - 0.5
+        sy = xp.asarray(np.broadcast_to(sy[None, :, None], (n, oh, ow)))
+        sx = xp.asarray(np.broadcast_to(sx[None, None, :], (n, oh, ow)))
+        return back(bilinear_sample(x, sy, sx, mode="edge"))
+
+    def __repr__(self):
+        return f"Resize(size={self.size[0] if self._shorter else self.size})"
 
 
 class RandomCrop:
@@ -337,27 +431,18 @@ class RandomCrop:
         self._pad = _padding(self.padding)
         self.pad_if_needed = check_bool("RandomCrop", "pad_if_needed", pad_if_needed)
         self.fill = _check_fill("RandomCrop", fill)
-        if padding_mode not in ("constant", "edge", "reflect", "symmetric"):
-            raise ValueError(f"RandomCrop: padding_mode must be 'constant', 'edge', 'reflect' or 'symmetric', "
-                             f"got {padding_mode!r}")
-        self.padding_mode, self.rng = padding_mode, _check_rng("RandomCrop", rng)
-
-    def _pad_batch(self, x, top, bottom, left, right):
-        if not (top or bottom or left or right):
-            return x
-        xp = get_array_module(x)
-        extra = {"constant_values": self.fill} if self.padding_mode == "constant" else {}
-        return xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode=self.padding_mode, **extra)
+        self.padding_mode = _check_padding_mode("RandomCrop", padding_mode)
+        self.rng = _check_rng("RandomCrop", rng)
 
     def __call__(self, x):
         """A random ``size`` window of each (padded) image."""
         _check_batch("RandomCrop", x)
         xp = get_array_module(x)
-        x = self._pad_batch(x, *self._pad)
+        x = _pad_batch(x, *self._pad, self.fill, self.padding_mode)
         h, w = self.size
         if self.pad_if_needed:
             dh, dw = max(h - x.shape[2], 0), max(w - x.shape[3], 0)
-            x = self._pad_batch(x, dh, dh, dw, dw)  # both sides, as torchvision
+            x = _pad_batch(x, dh, dh, dw, dw, self.fill, self.padding_mode)  # both sides, as torchvision
         n, _, hp, wp = x.shape
         if h > hp or w > wp:
             raise ValueError(f"RandomCrop: crop {self.size} larger than the (padded) image {(hp, wp)} "
