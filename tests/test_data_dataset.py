@@ -316,3 +316,12 @@ def test_a_dataset_claiming_batch_indexing_wrongly_is_caught():
     with pytest.raises(ValueError, match=r"Claims\[index_array\] of 16 indices returned element 0 of shape "
                                          r"\(1, 16, 28, 28\)"):
         next(iter(DataLoader(Claims(), batch_size=16)))
+
+
+def test_subset_and_concat_of_per_sample_datasets_take_ints_only():
+    with pytest.raises(TypeError, match="Subset: index must be an int, got ndarray"):
+        Subset(IntOnly(5), [0, 1])[np.array([0, 1])]
+    with pytest.raises(TypeError, match="ConcatDataset: index must be an int, got slice"):
+        ConcatDataset([IntOnly(3), IntOnly(2)])[0:2]
+    with pytest.raises(TypeError, match="Subset: index must be an int, got float"):
+        Subset(IntOnly(5), [0, 1])[0.5]

@@ -111,6 +111,13 @@ def _check_index(name, index, n):
     return index + n if index < 0 else index
 
 
+def _check_batch_index(name, dataset, idx):
+    """A slice or index array is only for datasets whose parts all support batch indexing."""
+    if not dataset.batch_indexing:
+        raise TypeError(f"{name}: index must be an int, got {type(idx).__name__} (the dataset inside does not "
+                        f"support batch indexing; DataLoader reads it one sample at a time)")
+
+
 class Subset(Dataset):
     """The samples ``indices`` of ``dataset``, in that order: ``Subset(ds, idx)[i] == ds[idx[i]]``.
 
@@ -144,6 +151,7 @@ class Subset(Dataset):
         """``dataset[indices[idx]]``; ``idx`` an int, or a slice or index array when batch indexing."""
         if isinstance(idx, numbers.Integral):
             return self.dataset[int(self.indices[_check_index("Subset", idx, len(self))])]
+        _check_batch_index("Subset", self, idx)
         return self.dataset[self.indices[idx]]
 
     def __repr__(self):
@@ -182,6 +190,7 @@ class ConcatDataset(Dataset):
             part = bisect.bisect_right(self.cumulative_sizes, i)
             start = self.cumulative_sizes[part - 1] if part else 0
             return self.datasets[part][i - start]
+        _check_batch_index("ConcatDataset", self, idx)
         return self._gather(np.arange(len(self))[backend.to_numpy(idx)])
 
     def _gather(self, idx):
