@@ -123,7 +123,8 @@ def test_numpy_int_batch_size_is_fine():
     ({"collate_fn": 5}, TypeError, "DataLoader: collate_fn must be callable"),
     ({"transform": "flip"}, TypeError, "DataLoader: transform must be callable"),
     ({"seed": 1, "generator": 2}, ValueError, "seed or generator, not both"),
-    ({"seed": 1.5}, TypeError, "DataLoader: seed/generator must be an int"),
+    ({"seed": 1.5}, TypeError, "DataLoader: seed must be None, an int seed or a numpy.random.Generator"),
+    ({"generator": "torch"}, TypeError, "DataLoader: generator must be None, an int seed"),
 ])
 def test_bad_arguments_name_the_loader_and_the_argument(kwargs, error, match):
     x, y = _data()

@@ -15,8 +15,13 @@ RANDOM = {
     "affine": lambda g: T.RandomAffine(15, translate=(0.2, 0.1), scale=(0.8, 1.2), rng=g),
     "jitter": lambda g: T.ColorJitter(0.4, 0.4, 0.4, rng=g),
     "erasing": lambda g: T.RandomErasing(p=0.7, rng=g),
+    "hue": lambda g: T.ColorJitter(hue=0.3, rng=g),
+    "jitter_all": lambda g: T.ColorJitter(0.3, (0.5, 1.5), 0.3, (-0.1, 0.2), rng=g),
+    "shear": lambda g: T.RandomAffine(5, shear=(-10, 10, -5, 5), rng=g),
+    "nearest": lambda g: T.RandomRotation(20, interpolation="nearest", rng=g),
+    "crop_pad_if_needed": lambda g: T.RandomCrop(9, pad_if_needed=True, padding_mode="reflect", rng=g),
 }
-OUT_HW = {"crop": (6, 6), "resized": (5, 5)}
+OUT_HW = {"crop": (6, 6), "resized": (5, 5), "crop_pad_if_needed": (9, 9)}
 
 
 def _batch(dtype, n=6, c=3, h=7, w=8, seed=0):

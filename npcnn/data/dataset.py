@@ -246,15 +246,17 @@ def _split_lengths(lengths, n):
     return sizes
 
 
-def _generator(generator, name):
-    """A numpy Generator: ``None`` -> seeded from npcnn's generator; an int -> seeded with it."""
+def make_generator(generator, who, name="generator"):
+    """A numpy Generator from the ``generator`` (or ``seed``) argument of ``who``: ``None`` -> seeded
+    from npcnn's generator (so ``npcnn.manual_seed`` fixes it); an int -> seeded with it; a
+    ``numpy.random.Generator`` -> itself."""
     if generator is None:
         return np.random.default_rng(backend.draw_seed())
     if isinstance(generator, np.random.Generator):
         return generator
     if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
         return np.random.default_rng(int(generator))
-    raise TypeError(f"{name}: generator must be None, an int seed or a numpy.random.Generator, "
+    raise TypeError(f"{who}: {name} must be None, an int seed or a numpy.random.Generator, "
                     f"got {type(generator).__name__}")
 
 
@@ -276,6 +278,6 @@ def random_split(dataset, lengths, generator=None):
         dataset = TensorDataset(*dataset)
     n = len(dataset)
     sizes = _split_lengths(lengths, n)
-    order = _generator(generator, "random_split").permutation(n)
+    order = make_generator(generator, "random_split").permutation(n)
     bounds = np.cumsum([0] + sizes)
     return [Subset(dataset, order[bounds[k]:bounds[k + 1]]) for k in range(len(sizes))]

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import backend
 from .collate import collate_samples
-from .dataset import TensorDataset, supports_batch_indexing
+from .dataset import TensorDataset, make_generator, supports_batch_indexing
 
 __all__ = ["DataLoader", "TensorDataset"]
 
@@ -139,15 +139,9 @@ class DataLoader:
     def _make_generator(seed, generator):
         if seed is not None and generator is not None:
             raise ValueError("DataLoader: give seed or generator, not both")
-        if isinstance(generator, np.random.Generator):
-            return generator
-        seed = generator if seed is None else seed
-        if seed is None:
-            seed = backend.draw_seed()
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise TypeError(f"DataLoader: seed/generator must be an int or a numpy.random.Generator, "
-                            f"got {type(seed).__name__}")
-        return np.random.default_rng(int(seed))
+        if seed is not None:
+            return make_generator(seed, "DataLoader", "seed")
+        return make_generator(generator, "DataLoader")
 
     def _num_samples(self):
         return len(self.sampler) if self.sampler is not None else len(self.dataset)
