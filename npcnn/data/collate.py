@@ -1,6 +1,7 @@
 """Stacking single samples into a batch: :func:`default_collate`, as ``torch.utils.data.default_collate``."""
 
 import numbers
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -11,7 +12,7 @@ class CollateError(ValueError):
     """Samples that cannot be stacked into one batch (different shapes, types or keys)."""
 
 
-def default_collate(batch):
+def default_collate(batch: Sequence[Any]) -> Any:
     """Stack a list of samples into one batch, recursively, as PyTorch's ``default_collate``.
 
     Per element of the samples:

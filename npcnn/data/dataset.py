@@ -19,13 +19,14 @@ import bisect
 import math
 import numbers
 import warnings
+from typing import Any, List, Sequence, Union
 
 import numpy as np
 
 from .. import backend
 
 
-def supports_batch_indexing(dataset):
+def supports_batch_indexing(dataset: Any) -> bool:
     """True if ``dataset[index_array]`` is promised to return a whole batch (see the module docstring):
     a NumPy/CuPy array of at least one dimension, or an object whose ``batch_indexing`` is True."""
     if hasattr(dataset, "shape") and hasattr(dataset, "ndim") and not isinstance(dataset, type):
@@ -42,17 +43,17 @@ class Dataset:
     batch that stacking the single samples would give (the loader's fast path).
     """
 
-    batch_indexing = False
+    batch_indexing: bool = False
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> Any:
         """The sample at ``index`` (subclasses must override)."""
         raise NotImplementedError(f"{type(self).__name__} must define __getitem__(self, index)")
 
-    def __len__(self):
+    def __len__(self) -> int:
         """The number of samples (subclasses must override)."""
         raise NotImplementedError(f"{type(self).__name__} must define __len__(self)")
 
-    def __add__(self, other):
+    def __add__(self, other: Any) -> "ConcatDataset":
         """``ConcatDataset([self, other])``."""
         return ConcatDataset([self, other])
 
@@ -68,7 +69,7 @@ class TensorDataset(Dataset):
 
     batch_indexing = True
 
-    def __init__(self, *arrays):
+    def __init__(self, *arrays: Any) -> None:
         if not arrays:
             raise ValueError("TensorDataset: expected at least one array")
         arrays = tuple(a if hasattr(a, "shape") else np.asarray(a) for a in arrays)
@@ -125,7 +126,7 @@ class Subset(Dataset):
     Batch indexing passes through when ``dataset`` supports it.
     """
 
-    def __init__(self, dataset, indices):
+    def __init__(self, dataset: Any, indices: Union[Sequence[int], np.ndarray]) -> None:
         self.dataset = dataset
         idx = np.asarray(backend.to_numpy(indices) if hasattr(indices, "shape") else list(indices))
         if idx.size == 0:
@@ -165,7 +166,7 @@ class ConcatDataset(Dataset):
     attribute). Batch indexing is supported when every part supports it.
     """
 
-    def __init__(self, datasets):
+    def __init__(self, datasets: Sequence[Any]) -> None:
         self.datasets = list(datasets)
         if not self.datasets:
             raise ValueError("ConcatDataset: expected at least one dataset")
@@ -246,7 +247,8 @@ def _split_lengths(lengths, n):
     return sizes
 
 
-def make_generator(generator, who, name="generator"):
+def make_generator(generator: Union[None, int, np.random.Generator], who: str,
+                   name: str = "generator") -> np.random.Generator:
     """A numpy Generator from the ``generator`` (or ``seed``) argument of ``who``: ``None`` -> seeded
     from npcnn's generator (so ``npcnn.manual_seed`` fixes it); an int -> seeded with it; a
     ``numpy.random.Generator`` -> itself."""
@@ -260,7 +262,8 @@ def make_generator(generator, who, name="generator"):
                     f"got {type(generator).__name__}")
 
 
-def random_split(dataset, lengths, generator=None):
+def random_split(dataset: Any, lengths: Sequence[Union[int, float]],
+                 generator: Union[None, int, np.random.Generator] = None) -> List[Subset]:
     """Split ``dataset`` into non-overlapping random :class:`Subset`\\ s, as ``torch.utils.data.random_split``.
 
     Args:

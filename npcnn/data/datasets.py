@@ -15,6 +15,7 @@ import pathlib
 import shutil
 import tarfile
 import tempfile
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -140,7 +141,8 @@ def _check_loader_args(who, root, train, normalize, dtype, download):
     return check_image_dtype(who, dtype, check_bool(who, "normalize", normalize))
 
 
-def mnist(root=None, train=True, normalize=False, dtype=None, download=True):
+def mnist(root: Optional[Union[str, os.PathLike]] = None, train: bool = True, normalize: bool = False,
+          dtype: Any = None, download: bool = True) -> ImageDataset:
     """MNIST digits as uint8 pixels 0-255 (floats in [0, 1] with ``normalize=True``), labels 0-9.
 
     60000 train / 10000 test handwritten digits (LeCun et al. 1998), images (N, 1, 28, 28).
@@ -165,7 +167,8 @@ def mnist(root=None, train=True, normalize=False, dtype=None, download=True):
                           root, train, normalize, dtype, download)
 
 
-def fashion_mnist(root=None, train=True, normalize=False, dtype=None, download=True):
+def fashion_mnist(root: Optional[Union[str, os.PathLike]] = None, train: bool = True, normalize: bool = False,
+                  dtype: Any = None, download: bool = True) -> ImageDataset:
     """Fashion-MNIST as uint8 pixels 0-255 (floats in [0, 1] with ``normalize=True``), 10 classes.
 
     60000 train / 10000 test grayscale 28 x 28 article photos (Xiao et al. 2017, Zalando),
@@ -227,7 +230,8 @@ def _cifar_source(root, download_missing):
     return "py", _extract_cifar(archive)
 
 
-def cifar10(root=None, train=True, normalize=False, dtype=None, download=True):
+def cifar10(root: Optional[Union[str, os.PathLike]] = None, train: bool = True, normalize: bool = False,
+            dtype: Any = None, download: bool = True) -> ImageDataset:
     """CIFAR-10 as uint8 pixels 0-255 (floats in [0, 1] with ``normalize=True``), 10 classes.
 
     50000 train / 10000 test colour images (N, 3, 32, 32) (Krizhevsky 2009). Reads the python
@@ -254,6 +258,6 @@ def cifar10(root=None, train=True, normalize=False, dtype=None, download=True):
         classes = CIFAR10_CLASSES
     if len(classes) != 10:
         raise CorruptFileError(f"cifar10: {meta} names {len(classes)} classes, expected the 10 of CIFAR-10")
-    images = np.concatenate(images) if len(images) > 1 else images[0]
-    labels = np.concatenate(labels) if len(labels) > 1 else labels[0]
-    return ImageDataset(_as_float(images, normalize, dtype), labels, classes, name="cifar10", train=train)
+    all_images = np.concatenate(images) if len(images) > 1 else images[0]
+    all_labels = np.concatenate(labels) if len(labels) > 1 else labels[0]
+    return ImageDataset(_as_float(all_images, normalize, dtype), all_labels, classes, name="cifar10", train=train)

@@ -16,6 +16,7 @@ resumed run sees exactly the batches it would have.
 
 import math
 import numbers
+from typing import Any, Callable, Iterable, Optional, Union
 
 import numpy as np
 
@@ -111,9 +112,13 @@ class DataLoader:
         dict for dict samples, an array for bare-array samples), every array on the active backend.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, *, sampler=None, num_workers=0, collate_fn=None,
-                 pin_memory=False, drop_last=False, timeout=0, worker_init_fn=None, generator=None,
-                 prefetch_factor=None, persistent_workers=False, seed=None, transform=None, to_float=False):
+    def __init__(self, dataset: Any, batch_size: int = 1, shuffle: bool = False, *,
+                 sampler: Optional[Iterable[int]] = None, num_workers: int = 0,
+                 collate_fn: Optional[Callable[[list], Any]] = None, pin_memory: bool = False,
+                 drop_last: bool = False, timeout: float = 0, worker_init_fn: Optional[Callable[[int], None]] = None,
+                 generator: Union[None, int, np.random.Generator] = None, prefetch_factor: Optional[int] = None,
+                 persistent_workers: bool = False, seed: Optional[int] = None,
+                 transform: Optional[Callable[[Any], Any]] = None, to_float: bool = False) -> None:
         self.dataset = _as_dataset(dataset)
         self.batch_size = _check_batch_size(batch_size)
         self.shuffle = _check_flag("shuffle", False if shuffle is None else shuffle)
@@ -146,7 +151,7 @@ class DataLoader:
     def _num_samples(self):
         return len(self.sampler) if self.sampler is not None else len(self.dataset)
 
-    def __len__(self):
+    def __len__(self) -> int:
         """Batches per epoch."""
         n = self._num_samples()
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
@@ -210,7 +215,7 @@ class DataLoader:
             x = self.transform(x)
         return x
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         """The shuffling state: resuming from it replays the rest of the current epoch (if one is
         under way) and then the same later epochs as the original run."""
         in_epoch = self._epoch_state is not None
@@ -220,7 +225,7 @@ class DataLoader:
             "batches_done": self._batches_done if in_epoch else 0,
         }
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         """Restore a state returned by :meth:`state_dict`."""
         self.generator.bit_generator.state = state["generator"]
         self.epoch, self._skip = int(state["epoch"]), int(state["batches_done"])
