@@ -37,6 +37,9 @@ from ..grad_mode import is_grad_enabled
 from .parameter import Parameter
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+IncompatibleKeys.__doc__ = """What ``load_state_dict`` returns (PyTorch's name): the lists of the module's keys absent
+from the state dict (``missing_keys``) and of the state dict's keys the module lacks
+(``unexpected_keys``); both empty after a strict load."""
 
 
 class _Handle:
