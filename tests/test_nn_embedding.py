@@ -21,19 +21,23 @@ CONFIGS = [  # (num_embeddings, embedding_dim, indices shape, padding_idx)
 
 
 class _Lookup(nn.Module):
-    """out = emb(indices) + x for fixed integer ``indices``: the Embedding as a module of a float
-    input, so check_module can perturb its table (and x, which only checks the plumbing)."""
+    """out = emb(indices) * x for fixed integer ``indices``: the Embedding as a module of a float
+    input, so check_module can perturb its table and x (the form proposed for GRADCHECK_CASES).
+    Gradients: dx = dout * emb(indices), and the table gets the scatter-add of dout * x."""
 
     def __init__(self, emb, indices):
         super().__init__()
         self.emb, self.indices = emb, indices
 
     def forward(self, x):
-        return self.emb(self.indices) + x
+        h = self.emb(npcnn.backend.asarray(self.indices))
+        self.save_for_backward((h, x))
+        return h * x
 
     def backward(self, dout):
-        assert self.emb.backward(dout) is None
-        return dout
+        h, x = self.pop_saved()
+        assert self.emb.backward(dout * x) is None
+        return dout * h
 
 
 def _indices(rng, num, shape, padding_idx=None):
@@ -72,6 +76,14 @@ def test_padding_row_gets_no_gradient_the_others_their_true_one(num, dim, shape,
     assert numeric[pad].any()  # the padding row does feed the output; its gradient is withheld
     keep = np.arange(num) != pad
     np.testing.assert_allclose(emb.weight.grad[keep], numeric[keep], rtol=1e-7, atol=1e-9)
+
+
+def test_float32_gradients_close_to_float64_ones(rng):
+    from npcnn.diagnostics.gradcheck_zoo import check_module_dtype
+
+    emb = nn.Embedding(9, 4, padding_idx=0)
+    module = _Lookup(emb, rng.integers(1, 9, (2, 6)))  # not the padding row: its gradient is withheld
+    check_module_dtype(module, rng.standard_normal((2, 6, 4)), dtype=np.float32, tol=1e-4).assert_ok()
 
 
 @pytest.mark.parametrize("num, dim, shape, padding_idx", CONFIGS)
