@@ -205,3 +205,26 @@ def test_trains_in_a_sequential_text_model():
         opt.step()
     assert loss < 0.2
     assert not model[0].weight.data[0].any()  # the padding row never moved
+
+
+@pytest.mark.gpu
+def test_on_cupy_matches_numpy(rng):
+    """Forward, scatter-add backward and the index checks on the CuPy backend (the fake CuPy in
+    the default run, see tests/test_fake_cupy.py)."""
+    from conftest import cupy_or_skip
+
+    cupy_or_skip()
+    idx = rng.integers(0, 7, (3, 5))
+    dout = rng.standard_normal((3, 5, 4)).astype(np.float32)
+    cpu = nn.Embedding(7, 4, padding_idx=2)
+    cpu(idx)
+    cpu.backward(dout)
+    with npcnn.use_backend("cupy"):
+        gpu = nn.Embedding(7, 4, padding_idx=2)
+        gpu.weight.data = npcnn.backend.asarray(cpu.weight.data)
+        out = gpu(npcnn.backend.asarray(idx))
+        gpu.backward(npcnn.backend.asarray(dout))
+        np.testing.assert_array_equal(npcnn.backend.to_numpy(out), cpu.weight.data[idx])
+        np.testing.assert_allclose(npcnn.backend.to_numpy(gpu.weight.grad), cpu.weight.grad, rtol=1e-6, atol=1e-6)
+        with pytest.raises(IndexError, match="Embedding"):
+            gpu(npcnn.backend.asarray(np.array([7])))
