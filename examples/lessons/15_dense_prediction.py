@@ -308,7 +308,10 @@ savefig(fig, out, "segmentation.png")
 # %% [markdown]
 # The coarse map alone has one score per $32 \times 32$ block — here one per image — so FCN-32s
 # can say little more than "mostly background". The skips bring in the 1/8 and 1/16 maps,
-# where each position still knows where it is, and the masks take the shapes' outlines.
+# where each position still knows where it is, and the masks find the shapes and their extent.
+# They are still rounded: the finest scores come from the 1/8 map, one per $8 \times 8$ block,
+# and the 8x upsampling interpolates between them (FCN adds finer skips, later networks such as
+# U-Net fuse every resolution, for sharp corners).
 #
 # ## 5. Super-resolution: learning to upscale 2x
 #
