@@ -130,3 +130,20 @@ def test_float32_stays_float32(rng):
     model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Conv2d(3, 2, 3), nn.ReLU())
     g = viz.guided_backprop(model, rng.standard_normal((1, 1, 9, 9)).astype(np.float32), layer="2", channel=0)
     assert g.dtype == np.float32
+
+
+@pytest.mark.gpu
+def test_layer_guided_backprop_on_cupy_matches_numpy(rng):
+    """The same maps on the CuPy backend (the fake CuPy in the default run)."""
+    from conftest import cupy_or_skip
+
+    cupy_or_skip()
+    npcnn.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Conv2d(3, 2, 3), nn.ReLU())
+    x = rng.standard_normal((2, 1, 9, 9)).astype(np.float32)
+    expected = {pos: viz.guided_backprop(model, x, layer="2", channel=1, position=pos) for pos in ("max", (1, 2))}
+    with npcnn.use_backend("cupy"):
+        model.to()
+        for pos, cpu in expected.items():
+            gpu = viz.guided_backprop(model, npcnn.backend.asarray(x), layer="2", channel=1, position=pos)
+            np.testing.assert_allclose(npcnn.backend.to_numpy(gpu), cpu, rtol=1e-5, atol=1e-6)
