@@ -218,6 +218,24 @@ print("gradient rows for ids [3, 1, 3, 3, 0] with dout = 1:\n", table.weight.gra
 scatter_ok = table.weight.grad[3].tolist() == [3.0, 3.0] and not table.weight.grad[0].any()
 
 # %% [markdown]
+# A lookup is a matrix product in disguise: with $E$ the one-hot rows of the ids ($E[p, t_p] = 1$),
+# $h = E W$, a Linear layer without bias on one-hot vectors, and the scatter-add is its weight
+# gradient $E^\top \delta$. The lookup just skips the multiplications by zero — $V$ times fewer
+# operations, which matters for a vocabulary of 50,000 words.
+
+# %%
+one_hot = np.eye(5, dtype=np.float32)[ids[0]]                  # (5 positions, 5 words)
+dout_rows = npcnn.backend.rng().standard_normal((5, 2)).astype(np.float32)
+table.zero_grad()
+lookup = table(ids)[0]
+table.backward(dout_rows[None])
+as_matmul = float(np.abs(lookup - one_hot @ table.weight.data).max())
+grad_rows = one_hot.T @ dout_rows
+grad_rows[0] = 0.0  # the padding row's gradient is withheld
+as_matmul_grad = float(np.abs(table.weight.grad - grad_rows).max())
+print(f"|lookup - one_hot @ W| = {as_matmul:.1e};  |dW - one_hot^T dout| (padding row aside) = {as_matmul_grad:.1e}")
+
+# %% [markdown]
 # **The task.** `npcnn.data.marker_order` writes sequences of random filler words that contain
 # two marker words A and B, at most two words apart. The label is their order: A before B, or
 # B before A — the way "not good" and "good, not bad" contain the same words and mean opposite
@@ -308,6 +326,7 @@ claim("its 8 subsamplings give one output per 2^8 = 256 samples", 2048 // before
 claim(f"the residual 1-D CNN classifies the 5 noisy waveforms (test {100 * ecg_accuracy:.1f}% > "
       f"{85 if quick else 95}%)", ecg_accuracy > (0.85 if quick else 0.95))
 claim("Embedding's backward scatter-adds: a word used 3 times gets 3 gradients, padding none", scatter_ok)
+claim("a lookup is one_hot @ W and its gradient one_hot^T dout", as_matmul < 1e-6 and as_matmul_grad < 1e-6)
 claim(f"a bag of words scores exactly 50% on the paired test set (measured {100 * text_accuracy['bag of words']:.1f}%)",
       abs(text_accuracy["bag of words"] - 0.5) < 1e-9)
 claim(f"a convolution over word order solves it (test {100 * text_accuracy['1-D CNN']:.1f}% > 95%)",
