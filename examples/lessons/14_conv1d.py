@@ -181,7 +181,8 @@ print(f"the lecture's network: {full_layers} layers with weights on the main pat
 # %% [markdown]
 # The full-size network has about 10 million parameters — too many for a two-core laptop and
 # a synthetic task. We train the same architecture, thinner and (in quick mode) shallower:
-# 16 blocks of width 8 in full mode (the full 34 layers), 6 blocks (14 layers) in quick mode.
+# 16 blocks of width 8 in full mode (the full 34 layers, filters of 15), 6 blocks (14 layers,
+# filters of 9) in quick mode.
 
 # %%
 blocks, width, epochs = (6, 8, 10) if quick else (16, 8, 15)
