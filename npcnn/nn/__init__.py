@@ -7,6 +7,7 @@ from .composition import Add, Concat, Residual
 from .container import Flatten, Identity, ModuleDict, ModuleList, ParameterList, Reshape, Sequential, Unflatten
 from .conv import Conv1d, Conv2d, ConvTranspose2d
 from .dropout import Dropout, Dropout2d
+from .embedding import Embedding
 from .linear import Linear
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, LossValue, MSELoss, NLLLoss
 from .module import Module
