@@ -11,6 +11,7 @@ output), so its state_dict has the same keys.
 """
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -60,6 +61,8 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join("runs", "viz"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("matplotlib") is None:
+        raise SystemExit("visualize_mnist.py draws pictures and needs matplotlib: pip install npcnn[plot]")
     start = time.time()
     out = lambda name: os.path.join(args.out, name)  # noqa: E731
 
