@@ -33,10 +33,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import npcnn
 from npcnn import models, nn
-from npcnn.cli import make_loaders, make_optimizer
 from npcnn.data import DatasetNotFoundError, cifar10
 from npcnn.optim import lr_scheduler
 from npcnn.train import ModelCheckpoint, Trainer, evaluate, save_run
+from npcnn.train.recipes import make_loaders, make_optimizer
 
 HOW_TO_GET_CIFAR = (
     "CIFAR-10 was not found. Download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz "
@@ -87,8 +87,9 @@ def main(argv=None):
     npcnn.manual_seed(args.seed)
     train_set, test_set = load_cifar10(args.data_root, download=not args.no_download)
     # random crop (zero padding 4) + horizontal flip, standardized with CIFAR-10's channel statistics
-    train_loader, test_loader = make_loaders(train_set, test_set, "cifar10", args.batch_size, args.seed, augment=True,
-                                             crop_padding=4, subset=args.subset, test_subset=args.subset)
+    train_loader, _, test_loader = make_loaders(train_set, test_set, "cifar10", args.batch_size, args.seed,
+                                                augment=True, crop_padding=4, subset=args.subset,
+                                                test_subset=args.subset, val_size=0)
     model = models.get_model(f"resnet{args.depth}", num_classes=len(train_set.classes))
     optimizer = make_optimizer("sgd", model.parameters(), args.lr, args.weight_decay)
     scheduler = make_scheduler(optimizer, args.schedule, args.epochs, len(train_loader))

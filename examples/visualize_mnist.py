@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import npcnn
 from npcnn import nn, viz
-from npcnn.data import DataLoader, mnist
+from npcnn.data import DataLoader, DatasetNotFoundError, mnist
 
 
 def lenet5_relu(num_classes=10):
@@ -67,8 +67,11 @@ def main(argv=None):
     out = lambda name: os.path.join(args.out, name)  # noqa: E731
 
     npcnn.manual_seed(args.seed)
-    train = mnist(root=args.data, train=True, normalize=True)
-    test = mnist(root=args.data, train=False, normalize=True)
+    try:
+        train = mnist(root=args.data, train=True, normalize=True)
+        test = mnist(root=args.data, train=False, normalize=True)
+    except DatasetNotFoundError as err:
+        raise SystemExit(f"visualize_mnist.py: {err}") from None
     model = lenet5_relu()
     history = train_or_load(model, train, test, args)
     model.eval()
