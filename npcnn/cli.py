@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import time
+from typing import Optional, Sequence
 
 PROG = "npcnn"
 
@@ -42,22 +43,22 @@ def _number(kind, low, inclusive, text):
     return value
 
 
-def positive_int(text):
+def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     return _number(int, 1, True, text)
 
 
-def count(text):
+def count(text: str) -> int:
     """argparse type: an integer >= 0."""
     return _number(int, 0, True, text)
 
 
-def positive_float(text):
+def positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
     return _number(float, 0.0, False, text)
 
 
-def nonnegative_float(text):
+def nonnegative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
     return _number(float, 0.0, True, text)
 
@@ -208,7 +209,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def build_parser(prog=PROG):
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     """The argument parser of ``npcnn`` (``prog`` is the name its usage line shows)."""
     from . import __version__, models
     from .train.recipes import DATASETS, DEFAULT_VAL_SIZE, OPTIMIZERS
@@ -266,7 +267,7 @@ def build_parser(prog=PROG):
     return parser
 
 
-def main(argv=None, prog=PROG):
+def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
     """Run the command line on ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
     Usage errors exit with status 2 (argparse); other user errors print ``npcnn: error: ...``
@@ -281,6 +282,10 @@ def main(argv=None, prog=PROG):
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `npcnn summary resnet50 | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        return 0
     return 0
 
 

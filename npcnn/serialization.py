@@ -34,6 +34,7 @@ import tempfile
 import time
 import zipfile
 from collections import OrderedDict
+from typing import IO, Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 
@@ -47,6 +48,7 @@ _ST_DTYPES = {
 }
 _ST_CODES = {(np.dtype(v).kind, np.dtype(v).itemsize): k for k, v in _ST_DTYPES.items()}
 _MAX_HEADER = 100 * 1024 * 1024
+PathLike = Union[str, "os.PathLike[str]"]
 # deflate cannot compress better than about 1032:1, so a compressed member claiming more bytes
 # than that ratio allows is lying about its size
 _MAX_DEFLATE_RATIO = 1032
@@ -67,7 +69,7 @@ class FileFormatError(ValueError):
     field), says what is wrong and what to do."""
 
 
-def save(obj, path, metadata=None):
+def save(obj: Any, path: PathLike, metadata: Optional[Mapping[str, str]] = None) -> None:
     """Save a Module's ``state_dict()`` or a ``{name: array}`` dict to ``path`` (.npz or .safetensors).
 
     ``metadata`` (str -> str) goes into the safetensors header; .npz files do not take it.
@@ -82,7 +84,7 @@ def save(obj, path, metadata=None):
         atomic_write(path, lambda f: write_safetensors(f, arrays, metadata))
 
 
-def load(path):
+def load(path: PathLike) -> "OrderedDict[str, np.ndarray]":
     """Read a file written by :func:`save` into an ordered ``{name: numpy array}`` dict.
 
     ``model.load_state_dict(npcnn.load(path))`` restores a model (moving arrays to the active
@@ -124,7 +126,7 @@ def _to_numpy_dict(state):
 _TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
 
 
-def atomic_write(path, write):
+def atomic_write(path: PathLike, write: Callable[[IO[bytes]], Any]) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it to ``path``.
 
     If ``write`` raises, the temporary file is removed and ``path`` is left as it was. The file
@@ -151,7 +153,7 @@ def atomic_write(path, write):
     _fsync_directory(directory)  # make the rename itself durable
 
 
-def remove_stale_temp_files(directory, now=None):
+def remove_stale_temp_files(directory: PathLike, now: Optional[float] = None) -> list:
     """Remove the temporary files of :func:`atomic_write` in ``directory`` that a killed save left.
 
     Only names of its own pattern (``.<name>.<pid>.<random>.tmp``) are touched, and only when
@@ -159,7 +161,7 @@ def remove_stale_temp_files(directory, now=None):
     (a pid can be reused). Returns the paths removed.
     """
     now = time.time() if now is None else now
-    removed = []
+    removed: list = []
     try:
         names = os.listdir(directory)
     except OSError:
@@ -221,7 +223,7 @@ def _write_npz(f, arrays):
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
-def read_npz(path):
+def read_npz(path: PathLike) -> "OrderedDict[str, np.ndarray]":
     """Read an .npz file into an ordered ``{key: numpy array}`` dict, never unpickling anything.
 
     Every member's header is read and checked before its data: object arrays are refused, and
@@ -313,9 +315,11 @@ def _refuse_foreign(head, source, expected):
 # ----------------------------------------------------------------------------- safetensors
 
 
-def write_safetensors(f, arrays, metadata=None):
+def write_safetensors(f: IO[bytes], arrays: Mapping[str, np.ndarray],
+                      metadata: Optional[Mapping[str, str]] = None) -> None:
     """Write ``{name: numpy array}`` to the open binary file ``f`` in the safetensors layout."""
-    header, offset = {}, 0
+    header: dict = {}
+    offset = 0
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     blobs = []
@@ -338,7 +342,7 @@ def write_safetensors(f, arrays, metadata=None):
         f.write(data)
 
 
-def read_safetensors(buffer, source="safetensors data"):
+def read_safetensors(buffer: bytes, source: str = "safetensors data") -> tuple:
     """Parse safetensors bytes into (ordered ``{name: numpy array}``, metadata dict).
 
     Every header entry and offset is checked: tensors must tile the data section exactly, with

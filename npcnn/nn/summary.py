@@ -19,7 +19,7 @@ it), totals with a unit (K, M, G) that keeps three significant digits.
 
 import sys
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional, Sequence, TextIO
 
 from .. import backend
 from ..grad_mode import no_grad
@@ -119,7 +119,7 @@ class Profile:
         return "\n".join(lines)
 
 
-def format_count(n):
+def format_count(n: int) -> str:
     """``n`` with a unit that keeps three significant digits: 416,520 -> "417 K",
     15,470,264,320 -> "15.5 G", 850 -> "850"."""
     for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
@@ -150,7 +150,7 @@ def _is_working(module):
     return any(p is not None for p in module._parameters.values()) or not list(module.children())
 
 
-def profile(model, input_shape, batch_size=1, depth=None):
+def profile(model: Any, input_shape: Sequence[int], batch_size: int = 1, depth: Optional[int] = None) -> Profile:
     """Profile ``model`` on a zero batch of ``batch_size`` inputs of ``input_shape`` (without the
     batch dimension); ``depth`` is the nesting shown when the Profile is printed (None: all)."""
     input_shape = tuple(int(s) for s in input_shape)
@@ -205,7 +205,8 @@ def model_dtype(model):
     return backend.get_default_dtype()
 
 
-def summary(model, input_shape, file=None, batch_size=1, depth=None):
+def summary(model: Any, input_shape: Sequence[int], file: Optional[TextIO] = None, batch_size: int = 1,
+            depth: Optional[int] = None) -> Profile:
     """Print the profile table (layers, output shapes, parameters, MACs) and return the Profile.
 
     ``input_shape`` leaves out the batch dimension; ``batch_size`` is the batch the shapes and

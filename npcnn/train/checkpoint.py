@@ -18,6 +18,7 @@ leaves the previous checkpoint as it was.
 import json
 import os
 from collections import OrderedDict
+from typing import Any, Optional
 
 import numpy as np
 
@@ -27,7 +28,8 @@ FORMAT = "npcnn-checkpoint"
 VERSION = 1
 
 
-def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, history=None, loader=None, extra=None):
+def save_checkpoint(path: serialization.PathLike, model: Any, optimizer: Any = None, scheduler: Any = None,
+                    epoch: int = 0, history: Any = None, loader: Any = None, extra: Optional[dict] = None) -> None:
     """Write a checkpoint of a training run to ``path`` (a ``.npz`` file), atomically."""
     if os.path.splitext(os.fspath(path))[1].lower() != ".npz":
         raise ValueError(f"save_checkpoint: {os.fspath(path)!r}: checkpoints are .npz files")
@@ -48,8 +50,8 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, histor
     serialization.atomic_write(path, lambda f: serialization._write_npz(f, arrays))
 
 
-def load_checkpoint(path, model=None, optimizer=None, scheduler=None, loader=None, history=None,
-                    restore_rng=True, strict=True):
+def load_checkpoint(path: serialization.PathLike, model: Any = None, optimizer: Any = None, scheduler: Any = None,
+                    loader: Any = None, history: Any = None, restore_rng: bool = True, strict: bool = True) -> dict:
     """Restore what a checkpoint holds into the objects given; return the rest as a dict.
 
     The dict has ``epoch``, ``extra``, ``history`` (a state dict) and ``model`` (the model's

@@ -11,6 +11,7 @@ end, for the figure that is reported.
 """
 
 from collections import namedtuple
+from typing import Any, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -28,7 +29,7 @@ Loaders = namedtuple("Loaders", ["train", "val", "test"])
 Loaders.__doc__ = """The (train, val, test) DataLoaders of a recipe; ``val`` is None without a validation split."""
 
 
-def load_dataset(name, root=None, download=True):
+def load_dataset(name: str, root: Optional[str] = None, download: bool = True) -> Tuple[Any, Any]:
     """(train, test) ImageDatasets of uint8 images for ``name`` (one of :data:`DATASETS`).
 
     ``root``: the folder holding the files (else ``NPCNN_DATA``, then the user cache);
@@ -45,7 +46,8 @@ def load_dataset(name, root=None, download=True):
     return reader(root=root, train=True, download=download), reader(root=root, train=False, download=download)
 
 
-def build_transforms(dataset, augment, image_size, crop_padding=None):
+def build_transforms(dataset: str, augment: bool, image_size: int,
+                     crop_padding: Optional[int] = None) -> Tuple[Any, Any]:
     """(train, eval) per-batch transforms: optional augmentation -- a random crop with zero padding
     (``crop_padding``, default image_size // 8, at least 2) and, except for digits, a horizontal
     flip -- then standardization with the dataset's statistics (the eval transform only
@@ -54,7 +56,7 @@ def build_transforms(dataset, augment, image_size, crop_padding=None):
 
     mean, std = DATASET_STATS[dataset]
     normalize = T.Normalize(mean, std)
-    steps = []
+    steps: list = []
     if augment:
         padding = max(2, image_size // 8) if crop_padding is None else crop_padding
         steps.append(T.RandomCrop(image_size, padding=padding))
@@ -63,7 +65,7 @@ def build_transforms(dataset, augment, image_size, crop_padding=None):
     return T.Compose(steps + [normalize]), normalize
 
 
-def pad_to(images, size):
+def pad_to(images: np.ndarray, size: int) -> np.ndarray:
     """Zero-pad uint8 images (N, C, H, W) symmetrically to ``size`` x ``size`` (28 -> 32 for LeNet-5)."""
     pad = (size - images.shape[-1]) // 2
     if pad <= 0:
@@ -71,7 +73,7 @@ def pad_to(images, size):
     return np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
 
-def split_validation(images, labels, val_size, seed=0):
+def split_validation(images: np.ndarray, labels: np.ndarray, val_size: int, seed: int = 0) -> Tuple[tuple, tuple]:
     """((train_images, train_labels), (val_images, val_labels)): ``val_size`` examples drawn at
     random (NumPy generator seeded with ``seed``) from a training set, the rest kept in their order.
 
@@ -86,8 +88,10 @@ def split_validation(images, labels, val_size, seed=0):
     return (images[~held], labels[~held]), (images[held], labels[held])
 
 
-def make_loaders(train_set, test_set, dataset, batch_size=128, seed=0, augment=False, image_size=None,
-                 crop_padding=None, subset=0, test_subset=0, test_batch_size=500, val_size=DEFAULT_VAL_SIZE):
+def make_loaders(train_set: Any, test_set: Any, dataset: str, batch_size: int = 128, seed: int = 0,
+                 augment: bool = False, image_size: Optional[int] = None, crop_padding: Optional[int] = None,
+                 subset: int = 0, test_subset: int = 0, test_batch_size: int = 500,
+                 val_size: int = DEFAULT_VAL_SIZE) -> "Loaders":
     """:class:`Loaders` (train, val, test) over uint8 images kept in memory, converted to float
     and standardized per batch.
 
@@ -99,13 +103,13 @@ def make_loaders(train_set, test_set, dataset, batch_size=128, seed=0, augment=F
     from ..data import DataLoader
 
     size = image_size or train_set.images.shape[-1]
-    train, val = split_validation(train_set.images, train_set.labels, val_size, seed)
-    train, val = (pad_to(train[0], size), train[1]), (pad_to(val[0], size), val[1])
-    test = (pad_to(test_set.images, size), test_set.labels)
+    (train_x, train_y), (val_x, val_y) = split_validation(train_set.images, train_set.labels, val_size, seed)
     if subset:
-        train = tuple(a[:subset] for a in train)
+        train_x, train_y = train_x[:subset], train_y[:subset]
+    test_x, test_y = test_set.images, test_set.labels
     if test_subset:
-        test = tuple(a[:test_subset] for a in test)
+        test_x, test_y = test_x[:test_subset], test_y[:test_subset]
+    train, val, test = ((pad_to(x, size), y) for x, y in ((train_x, train_y), (val_x, val_y), (test_x, test_y)))
     train_tf, eval_tf = build_transforms(dataset, augment, size, crop_padding)
     train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, seed=seed, transform=train_tf,
                               to_float=True)
@@ -114,7 +118,7 @@ def make_loaders(train_set, test_set, dataset, batch_size=128, seed=0, augment=F
     return Loaders(train_loader, val_loader, test_loader)
 
 
-def make_optimizer(name, params, lr, weight_decay=0.0):
+def make_optimizer(name: str, params: Iterable, lr: float, weight_decay: float = 0.0) -> Any:
     """The optimizer of a recipe: ``"sgd"`` (Nesterov momentum 0.9), ``"adam"`` or ``"adamw"``."""
     from .. import optim
 
@@ -127,7 +131,7 @@ def make_optimizer(name, params, lr, weight_decay=0.0):
     raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
 
 
-def all_finite(model):
+def all_finite(model: Any) -> bool:
     """Whether every floating-point parameter and buffer of ``model`` is finite (no NaN, no inf):
     checked before a trained model is saved, so a run that diverged never writes its weights."""
     from .. import backend
