@@ -102,10 +102,16 @@ def cmd_train(args):
     if args.distributed:  # every rank runs this same script under mpirun; rank 0 alone writes
         from . import distributed
 
-        setup = distributed.setup_training(model, optimizer, train_loader, sync_batchnorm=args.sync_bn,
-                                           split_batch=True)
+        try:
+            setup = distributed.setup_training(model, optimizer, train_loader, sync_batchnorm=args.sync_bn,
+                                               split_batch=True)
+        except ValueError as err:  # e.g. a --batch-size the number of ranks does not divide
+            raise CLIError(f"--distributed: {err}") from None
         model, optimizer, train_loader, is_root = setup.model, setup.optimizer, setup.loader, setup.is_main
-    os.makedirs(args.out, exist_ok=True)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        raise CLIError(f"--out {args.out}: cannot create the output folder ({err.strerror or err})") from None
     monitor = "val_loss" if loaders.val is not None else "loss"
     callbacks = [TerminateOnNaN()]  # before the checkpoint: a diverged epoch never overwrites one
     if is_root:
@@ -147,7 +153,12 @@ def _fit(trainer, train_loader, args, val_loader):
         if args.resume is None:
             raise
         raise CLIError(f"--resume {args.resume}: this checkpoint does not fit the run "
-                       f"(--model {args.model}, --optimizer {args.optimizer}): {err}") from None
+                       f"(--model {args.model}, --optimizer {args.optimizer}): {_brief(str(err))}") from None
+
+
+def _brief(text, limit=300):
+    """``text`` cut to about ``limit`` characters (a list of 100 missing keys says no more than 10)."""
+    return text if len(text) <= limit else text[:limit].rstrip() + " ..."
 
 
 # ----------------------------------------------------------------------------- summary and gradcheck
@@ -159,7 +170,10 @@ def cmd_summary(args):
 
     model = models.get_model(args.model)
     shape = tuple(args.input_shape) if args.input_shape else models.input_shape(args.model)
-    return models.summary(model, shape, batch_size=args.batch_size, depth=args.depth)
+    try:
+        return models.summary(model, shape, batch_size=args.batch_size, depth=args.depth)
+    except ValueError as err:  # the layer that cannot take this shape says why
+        raise CLIError(f"{args.model} cannot take --input-shape {' '.join(map(str, shape))}: {err}") from None
 
 
 def cmd_gradcheck(args):

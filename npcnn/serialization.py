@@ -135,6 +135,9 @@ def atomic_write(path: PathLike, write: Callable[[IO[bytes]], Any]) -> None:
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{path}: the folder {directory} does not exist; create it first "
+                                "(os.makedirs(folder, exist_ok=True))")
     remove_stale_temp_files(directory)
     prefix = f".{os.path.basename(path)}.{os.getpid()}."
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")

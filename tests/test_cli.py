@@ -113,6 +113,14 @@ def test_vgg16_summary_peak_memory(capsys):
     assert peak < 0.9e9, peak
 
 
+@pytest.mark.parametrize("shape,words", [(["3", "32", "32"], ["in_channels", "Conv2d"]),
+                                         (["1", "8", "8"], ["larger than"]), (["1"], ["(N, C, H, W)"])])
+def test_summary_of_a_shape_the_model_cannot_take(capsys, shape, words):
+    code, _, err = run_main(capsys, "summary", "lenet5", "--input-shape", *shape)
+    assert code == 1
+    assert_short_error(err, "--input-shape", *words)
+
+
 # ----------------------------------------------------------------------------- gradcheck
 
 
@@ -238,6 +246,13 @@ def test_train_holds_out_a_validation_split_and_tests_once(capsys, tmp_path, fak
         assert (tmp_path / "out" / name).is_file(), name
 
 
+def test_out_that_is_a_file(capsys, tmp_path, fake_digits):
+    (tmp_path / "taken").write_text("")
+    code, _, err = run_main(capsys, "train", "--val-size", "100", "--out", tmp_path / "taken" / "run")
+    assert code == 1
+    assert_short_error(err, "--out", "cannot create")
+
+
 def test_val_size_must_leave_training_images(capsys, tmp_path, fake_digits):
     code, _, err = run_main(capsys, "train", "--val-size", "400", "--out", tmp_path)
     assert code == 1
@@ -271,6 +286,16 @@ def test_resume_of_a_foreign_file(capsys, tmp_path, fake_digits):
     code, _, err = _train(capsys, tmp_path, "--resume", tmp_path / "missing.npz")
     assert code == 1
     assert_short_error(err, "no such file")
+
+
+def test_resume_of_another_models_checkpoint(capsys, tmp_path, fake_digits):
+    code, _, err = _train(capsys, tmp_path)
+    assert code == 0, err
+    for flags in (["--model", "resnet20"], ["--optimizer", "sgd"]):
+        code, _, err = _train(capsys, tmp_path, "--resume", tmp_path / "out" / "last.npz", *flags)
+        assert code == 1
+        assert_short_error(err, "--resume", "does not fit")
+        assert len(err) < 600, err
 
 
 def test_training_that_diverges_exits_1_and_saves_nothing(capsys, tmp_path, fake_digits, monkeypatch):

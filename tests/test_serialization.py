@@ -435,3 +435,8 @@ def test_checkpoint_meta_pointing_at_a_missing_array(tmp_path):
         train.load_checkpoint(path, model)
     assert_clear(info.value, path, repr(victim), "lacks")
     assert train.load_checkpoint(_checkpoint(tmp_path)[0], model)["epoch"] == 3
+
+
+def test_saving_into_a_missing_folder_names_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="the folder .*nowhere does not exist"):
+        npcnn.save({"w": np.zeros(2)}, tmp_path / "nowhere" / "w.npz")
