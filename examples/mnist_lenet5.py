@@ -49,7 +49,7 @@ def main(argv=None):
     #    5,000 training digits are held out to validate on; the test set waits for the end.
     try:
         train_set, test_set = recipes.load_dataset("mnist", args.data_root, download=not args.no_download)
-    except DatasetNotFoundError as err:
+    except (DatasetNotFoundError, ValueError) as err:  # missing, or a corrupt file the reader names
         raise SystemExit(f"mnist_lenet5.py: {err}") from None
     loaders = recipes.make_loaders(train_set, test_set, "mnist", args.batch_size, args.seed, image_size=32,
                                    subset=args.subset, test_batch_size=1000, val_size=args.val_size)
