@@ -197,7 +197,15 @@ def _pid_alive(pid):
 
 
 def _current_umask():
-    mask = os.umask(0)  # the only portable way to read it is to set it
+    """The process's umask, read without changing it where the system allows (Linux)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    # elsewhere the only way to read it is to set it; another thread creating a file in between
+    # would get the temporary 022
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
