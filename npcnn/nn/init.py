@@ -94,14 +94,17 @@ def normal_(tensor, mean=0.0, std=1.0):
 
 
 def constant_(tensor, val):
+    """Fill with the constant ``val``."""
     return _fill(tensor, val)
 
 
 def zeros_(tensor):
+    """Fill with 0."""
     return _fill(tensor, 0.0)
 
 
 def ones_(tensor):
+    """Fill with 1."""
     return _fill(tensor, 1.0)
 
 
@@ -113,6 +116,7 @@ def xavier_uniform_(tensor, gain=1.0):
 
 
 def xavier_normal_(tensor, gain=1.0):
+    """Glorot & Bengio (2010), normal form: N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
@@ -125,6 +129,8 @@ def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
 
 
 def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    """He et al. (2015), normal form: N(0, std^2) with std = gain / sqrt(fan); ``a`` is the
+    leaky-ReLU slope, ``mode`` picks fan_in (forward variance) or fan_out (backward variance)."""
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std)
 
