@@ -88,10 +88,11 @@ def test_cifar10_resnet_runs_on_a_fixture(tmp_path, schedule):
     write_cifar_fixture(tmp_path / "data")
     out = tmp_path / "out"
     example = load_example("cifar10_resnet")
-    result = example.main(["--epochs", "2", "--batch-size", "16", "--schedule", schedule,
+    result = example.main(["--epochs", "2", "--batch-size", "16", "--schedule", schedule, "--val-size", "8",
                            "--data-root", str(tmp_path / "data"), "--no-download", "--out", str(out),
                            "--verbose", "0"])
-    assert result["train_images"] == 40 and result["epochs"] == 2
+    assert result["train_images"] == 32 and result["epochs"] == 2  # 40 less the 8 held out
+    assert len(json.loads((out / "history.json").read_text())["val_loss"]) == 2
     for name in ("model.npz", "last.npz", "history.json", "result.json"):
         assert (out / name).is_file(), name
     model = npcnn.models.resnet20()

@@ -245,7 +245,7 @@ EXAMPLE_RUNS = {
     "signals_conv1d": ["--epochs", "1", "--train-size", "200", "--test-size", "100"],
     "fcn_segmentation": ["--epochs", "1", "--train", "32", "--test", "16"],
     "visualize_mnist": [],
-    "cifar10_resnet": ["--epochs", "1", "--batch-size", "16", "--no-download", "--verbose", "0"],
+    "cifar10_resnet": ["--epochs", "1", "--batch-size", "16", "--val-size", "8", "--no-download", "--verbose", "0"],
 }
 
 
