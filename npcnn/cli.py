@@ -20,6 +20,8 @@ import time
 from typing import Optional, Sequence
 
 PROG = "npcnn"
+# models that score every pixel: `npcnn train` trains classifiers (examples/fcn_segmentation.py trains these)
+SEGMENTATION_MODELS = ("fcn8s", "fcn_tiny")
 
 
 class CLIError(Exception):
@@ -232,12 +234,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,summary,gradcheck}")
     model_names = models.list_models()
+    classifiers = [name for name in model_names if name not in SEGMENTATION_MODELS]
 
     train = sub.add_parser("train", help="train a model on a dataset", formatter_class=_HelpFormatter,
                            description="Train a model; writes model.npz, best.npz, last.npz, history.json, "
                                        "result.json and curves.png to --out.")
-    train.add_argument("--model", default="lenet5", choices=model_names, metavar="NAME",
-                       help=f"the network: {', '.join(model_names)}")
+    train.add_argument("--model", default="lenet5", choices=classifiers, metavar="NAME",
+                       help=f"the classifier: {', '.join(classifiers)}")
     train.add_argument("--dataset", default="mnist", choices=DATASETS, help="the data set")
     train.add_argument("--data-root", default=None, metavar="DIR",
                        help="folder with the dataset files (else NPCNN_DATA, then ~/.cache/npcnn)")
@@ -252,7 +255,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     train.add_argument("--augment", action="store_true", help="random crops (and flips, except for digits)")
     train.add_argument("--subset", type=count, default=0, metavar="N",
                        help="train on the first N images (after the validation split; 0: all)")
-    train.add_argument("--seed", type=int, default=0, help="seed of the weights, the split and the shuffling")
+    train.add_argument("--seed", type=count, default=0, help="seed of the weights, the split and the shuffling")
     train.add_argument("--resume", default=None, metavar="CHECKPOINT",
                        help="checkpoint to resume from, e.g. runs/train/last.npz")
     train.add_argument("--out", default="runs/train", metavar="DIR", help="folder for the outputs")

@@ -188,6 +188,9 @@ def test_help_gives_defaults_and_choices_without_markup(capsys, monkeypatch, com
     (["train", "--val-size", "-5"], ["--val-size", ">= 0"]),
     (["train", "--subset", "-1"], ["--subset"]),
     (["train", "--weight-decay", "-1"], ["--weight-decay", ">= 0"]),
+    (["train", "--seed", "-1"], ["--seed", ">= 0"]),
+    (["train", "--model", "fcn_tiny"], ["--model", "invalid choice"]),  # a segmentation net: not for `train`
+    (["train", "--verbose", "5"], ["--verbose"]),
     (["summary", "nope"], ["invalid choice", "lenet5"]),
     (["summary", "lenet5", "--depth", "-1"], ["--depth"]),
     (["summary", "lenet5", "--batch-size", "0"], ["--batch-size"]),
@@ -388,3 +391,17 @@ def test_the_cli_no_longer_holds_the_recipes():
     for name in ("mnist_lenet5", "fashion_mnist_cnn", "cifar10_resnet"):
         with open(os.path.join(ROOT, "examples", f"{name}.py")) as f:
             assert "npcnn.cli" not in f.read(), name
+
+
+def test_profile_arguments_are_checked():
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        models.profile(models.lenet5(), (1, 32, 32), batch_size=0)
+    with pytest.raises(ValueError, match="depth must be >= 0"):
+        models.profile(models.lenet5(), (1, 32, 32), depth=-1)
+
+
+def test_format_count_keeps_three_digits():
+    from npcnn.nn.summary import format_count
+
+    assert [format_count(n) for n in (850, 416_520, 40_551_040, 15_470_264_320, 2_500_000_000_000)] == [
+        "850", "417 K", "40.6 M", "15.5 G", "2.5 T"]
