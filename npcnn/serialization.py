@@ -292,16 +292,30 @@ def _read_npz_member(archive, info, key, file_size, source):
                 raise FileFormatError(f"{where}: the header claims shape {list(shape)} of {dtype} "
                                       f"({needed:,} bytes) but the member holds {info.file_size:,} bytes: "
                                       "truncated or corrupt; save it again")
-            data = member.read(needed)
-            if len(data) != needed:
-                raise FileFormatError(f"{where}: truncated: {len(data):,} of {needed:,} bytes; save it again")
+            array = np.empty(count, dtype=dtype)
+            _read_into(member, array.view(np.uint8), where)
     except FileFormatError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, SyntaxError) as err:
         raise FileFormatError(f"{where}: unreadable -- truncated or corrupt ({err}); save it again") from None
-    array = np.frombuffer(data, dtype=dtype)
-    array = array.reshape(shape, order="F" if fortran else "C")
-    return array.astype(dtype.newbyteorder("="), copy=True)  # writable, native byte order
+    if not dtype.isnative:  # e.g. '>f4' written on a big-endian machine: native order, same values
+        array = array.byteswap().view(dtype.newbyteorder("="))
+    return array.reshape(shape, order="F" if fortran else "C")
+
+
+_READ_CHUNK = 1 << 22
+
+
+def _read_into(member, buffer, where):
+    """Fill the uint8 array ``buffer`` from the open zip member, 4 MB at a time (a single
+    ``read`` would hold the whole array twice: its bytes and the array)."""
+    done = 0
+    while done < buffer.size:
+        chunk = member.read(min(_READ_CHUNK, buffer.size - done))
+        if not chunk:
+            raise FileFormatError(f"{where}: truncated: {done:,} of {buffer.size:,} bytes; save it again")
+        buffer[done:done + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+        done += len(chunk)
 
 
 _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}

@@ -440,3 +440,19 @@ def test_checkpoint_meta_pointing_at_a_missing_array(tmp_path):
 def test_saving_into_a_missing_folder_names_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="the folder .*nowhere does not exist"):
         npcnn.save({"w": np.zeros(2)}, tmp_path / "nowhere" / "w.npz")
+
+
+def test_loading_an_npz_holds_each_array_once(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "big.npz"
+    big = np.arange(8 * 2 ** 20, dtype=np.float64)  # 64 MiB
+    npcnn.save({"big": big}, path)
+    tracemalloc.start()
+    try:
+        loaded = npcnn.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(loaded["big"], big)
+    assert peak < 1.3 * big.nbytes, peak  # the array and a 4 MiB chunk or two, not bytes + a copy
