@@ -93,11 +93,7 @@ def load(path: PathLike) -> "OrderedDict[str, np.ndarray]":
     """
     if _suffix(path) == ".npz":
         return read_npz(path)
-    source = os.fspath(path)
-    with open(source, "rb") as f:
-        buffer = f.read()
-    _refuse_foreign(buffer[:8], source, "a .safetensors file")
-    return read_safetensors(buffer, source=source)[0]
+    return read_safetensors_file(path)[0]
 
 
 def _suffix(path):
@@ -374,14 +370,52 @@ def read_safetensors(buffer: bytes, source: str = "safetensors data") -> tuple:
     sizes that match their shapes and dtypes, so a truncated or corrupt file is a
     :class:`FileFormatError` naming the tensor and field, never garbage or a huge allocation.
     """
-    if len(buffer) < 8:
-        raise FileFormatError(f"{source}: too short to be a safetensors file ({len(buffer)} bytes)")
-    n = int.from_bytes(buffer[:8], "little")
-    if n > min(_MAX_HEADER, len(buffer) - 8):
-        raise FileFormatError(f"{source}: header length {n} does not fit the file ({len(buffer)} bytes): "
+    n = _st_header_length(buffer[:8], len(buffer), source)
+    entries, metadata, order = _st_layout(buffer[8:8 + n], len(buffer) - 8 - n, source)
+    data = memoryview(buffer)[8 + n:]
+    arrays = {name: np.frombuffer(data[begin:end], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+              for name, (dtype, shape, begin, end) in entries}
+    return OrderedDict((name, arrays[name]) for name in order), metadata
+
+
+def read_safetensors_file(path: PathLike) -> tuple:
+    """:func:`read_safetensors` of a file, reading each tensor straight into its array (the file's
+    bytes are never held in memory beside the arrays)."""
+    source = os.fspath(path)
+    with open(source, "rb") as f:
+        head = f.read(8)
+        _refuse_foreign(head, source, "a .safetensors file")
+        size = os.fstat(f.fileno()).st_size
+        n = _st_header_length(head, size, source)
+        entries, metadata, order = _st_layout(f.read(n), size - 8 - n, source)
+        arrays = {}
+        for name, (dtype, shape, begin, end) in entries:
+            array = np.empty(end - begin, dtype=np.uint8)
+            f.seek(8 + n + begin)
+            if f.readinto(array.data) != array.size:
+                raise FileFormatError(f"{source}: truncated while reading tensor '{name}'")
+            arrays[name] = array.view(dtype).reshape(shape)
+            if not dtype.isnative:
+                arrays[name] = arrays[name].byteswap().view(dtype.newbyteorder("="))
+    return OrderedDict((name, arrays[name]) for name in order), metadata
+
+
+def _st_header_length(head, size, source):
+    """The header length N from the first 8 bytes, checked against the file size."""
+    if size < 8 or len(head) < 8:
+        raise FileFormatError(f"{source}: too short to be a safetensors file ({size} bytes)")
+    n = int.from_bytes(head[:8], "little")
+    if n > min(_MAX_HEADER, size - 8):
+        raise FileFormatError(f"{source}: header length {n} does not fit the file ({size} bytes): "
                               "truncated or not a safetensors file")
+    return n
+
+
+def _st_layout(header_bytes, data_size, source):
+    """([(name, (dtype, shape, begin, end))] in data order, metadata, the file's key order) of a
+    header, every entry checked and the tensors tiling the ``data_size`` bytes exactly."""
     try:
-        header = json.loads(bytes(buffer[8:8 + n]).decode("utf-8"))
+        header = json.loads(bytes(header_bytes).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise FileFormatError(f"{source}: the safetensors header is not valid JSON ({err})") from None
     if not isinstance(header, dict):
@@ -390,10 +424,9 @@ def read_safetensors(buffer: bytes, source: str = "safetensors data") -> tuple:
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict):
         raise FileFormatError(f"{source}: '__metadata__' must be a JSON object of strings")
-    data = memoryview(buffer)[8 + n:]
     entries = sorted(((name, _st_entry(name, info, source)) for name, info in header.items()),
                      key=lambda item: item[1][2])
-    arrays, expected_begin = OrderedDict(), 0
+    expected_begin = 0
     for name, (dtype, shape, begin, end) in entries:
         count = 1
         for s in shape:
@@ -402,16 +435,14 @@ def read_safetensors(buffer: bytes, source: str = "safetensors data") -> tuple:
             raise FileFormatError(f"{source}: tensor '{name}' has data_offsets {[begin, end]} that do not match "
                                   f"its shape {list(shape)} and dtype {dtype} or the previous tensor "
                                   "(corrupt header)")
-        if end > len(data):
+        if end > data_size:
             raise FileFormatError(f"{source}: truncated: tensor '{name}' ends at byte {end:,} "
-                                  f"of a {len(data):,}-byte data section")
-        arrays[name] = np.frombuffer(data[begin:end], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+                                  f"of a {data_size:,}-byte data section")
         expected_begin = end
-    if expected_begin != len(data):
-        raise FileFormatError(f"{source}: {len(data) - expected_begin} bytes after the last tensor "
+    if expected_begin != data_size:
+        raise FileFormatError(f"{source}: {data_size - expected_begin} bytes after the last tensor "
                               "(corrupt or not written by a safetensors writer)")
-    ordered = OrderedDict((name, arrays[name]) for name in header)  # the file's key order
-    return ordered, metadata
+    return entries, metadata, list(header)
 
 
 def _st_entry(name, info, source):

@@ -456,3 +456,31 @@ def test_loading_an_npz_holds_each_array_once(tmp_path):
         tracemalloc.stop()
     np.testing.assert_array_equal(loaded["big"], big)
     assert peak < 1.3 * big.nbytes, peak  # the array and a 4 MiB chunk or two, not bytes + a copy
+
+
+def test_loading_safetensors_holds_each_array_once(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "big.safetensors"
+    big = np.arange(8 * 2 ** 20, dtype=np.float64)  # 64 MiB
+    npcnn.save({"big": big, "small": np.ones(3, np.float32)}, path)
+    tracemalloc.start()
+    try:
+        loaded = npcnn.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(loaded["big"], big)
+    assert loaded["big"].flags.writeable and list(loaded) == ["big", "small"]
+    assert peak < 1.1 * big.nbytes, peak  # read into place: not the file's bytes and then a copy
+
+
+def test_safetensors_bytes_and_file_readers_agree(tmp_path):
+    path = tmp_path / "t.safetensors"
+    npcnn.save(_arrays(), path, metadata={"k": "v"})
+    from_file, meta_file = serialization.read_safetensors_file(path)
+    from_bytes, meta_bytes = serialization.read_safetensors(path.read_bytes())
+    assert list(from_file) == list(from_bytes) and meta_file == meta_bytes == {"k": "v"}
+    for name in from_file:
+        np.testing.assert_array_equal(from_file[name], from_bytes[name])
+        assert from_file[name].dtype == from_bytes[name].dtype
