@@ -343,24 +343,24 @@ def write_safetensors(f: IO[bytes], arrays: Mapping[str, np.ndarray],
     offset = 0
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    blobs = []
+    codes = {}
     for name, array in arrays.items():
         if name == "__metadata__":
             raise ValueError("save: '__metadata__' is reserved in safetensors files")
         code = _ST_CODES.get((array.dtype.kind, array.dtype.itemsize))
         if code is None:
             raise TypeError(f"save: '{name}' has dtype {array.dtype}, which safetensors cannot hold")
-        data = np.ascontiguousarray(array, dtype=_ST_DTYPES[code]).tobytes()
-        header[name] = {"dtype": code, "shape": list(array.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
+        size = array.size * np.dtype(_ST_DTYPES[code]).itemsize
+        header[name] = {"dtype": code, "shape": list(array.shape), "data_offsets": [offset, offset + size]}
+        codes[name] = code
+        offset += size
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
     text += b" " * (-len(text) % 8)  # pad so the data starts 8-byte aligned
     f.write(len(text).to_bytes(8, "little"))
     f.write(text)
-    for data in blobs:
-        f.write(data)
+    for name, array in arrays.items():  # one array at a time: never a second copy of them all
+        data = np.ascontiguousarray(array, dtype=_ST_DTYPES[codes[name]])
+        f.write(data.reshape(-1).view(np.uint8).data)
 
 
 def read_safetensors(buffer: bytes, source: str = "safetensors data") -> tuple:

@@ -484,3 +484,18 @@ def test_safetensors_bytes_and_file_readers_agree(tmp_path):
     for name in from_file:
         np.testing.assert_array_equal(from_file[name], from_bytes[name])
         assert from_file[name].dtype == from_bytes[name].dtype
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_saving_copies_no_array_whole(tmp_path, suffix):
+    import tracemalloc
+
+    big = np.arange(8 * 2 ** 20, dtype=np.float64)  # 64 MiB, allocated before tracing starts
+    tracemalloc.start()
+    try:
+        npcnn.save({"big": big, "small": np.ones(3, np.float32)}, tmp_path / f"w{suffix}")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.4 * big.nbytes, peak  # written from the array in chunks, not via a bytes copy
+    np.testing.assert_array_equal(npcnn.load(tmp_path / f"w{suffix}")["big"], big)
