@@ -442,34 +442,32 @@ def test_saving_into_a_missing_folder_names_the_folder(tmp_path):
         npcnn.save({"w": np.zeros(2)}, tmp_path / "nowhere" / "w.npz")
 
 
-def test_loading_an_npz_holds_each_array_once(tmp_path):
+def _peak_memory(call):
+    """(call(), the peak bytes traced while it ran)."""
     import tracemalloc
 
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_loading_an_npz_holds_each_array_once(tmp_path):
     path = tmp_path / "big.npz"
     big = np.arange(8 * 2 ** 20, dtype=np.float64)  # 64 MiB
     npcnn.save({"big": big}, path)
-    tracemalloc.start()
-    try:
-        loaded = npcnn.load(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    loaded, peak = _peak_memory(lambda: npcnn.load(path))
     np.testing.assert_array_equal(loaded["big"], big)
     assert peak < 1.3 * big.nbytes, peak  # the array and a 4 MiB chunk or two, not bytes + a copy
 
 
 def test_loading_safetensors_holds_each_array_once(tmp_path):
-    import tracemalloc
-
     path = tmp_path / "big.safetensors"
     big = np.arange(8 * 2 ** 20, dtype=np.float64)  # 64 MiB
     npcnn.save({"big": big, "small": np.ones(3, np.float32)}, path)
-    tracemalloc.start()
-    try:
-        loaded = npcnn.load(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    loaded, peak = _peak_memory(lambda: npcnn.load(path))
     np.testing.assert_array_equal(loaded["big"], big)
     assert loaded["big"].flags.writeable and list(loaded) == ["big", "small"]
     assert peak < 1.1 * big.nbytes, peak  # read into place: not the file's bytes and then a copy
@@ -488,14 +486,7 @@ def test_safetensors_bytes_and_file_readers_agree(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
 def test_saving_copies_no_array_whole(tmp_path, suffix):
-    import tracemalloc
-
     big = np.arange(8 * 2 ** 20, dtype=np.float64)  # 64 MiB, allocated before tracing starts
-    tracemalloc.start()
-    try:
-        npcnn.save({"big": big, "small": np.ones(3, np.float32)}, tmp_path / f"w{suffix}")
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    _, peak = _peak_memory(lambda: npcnn.save({"big": big, "small": np.ones(3, np.float32)}, tmp_path / f"w{suffix}"))
     assert peak < 0.4 * big.nbytes, peak  # written from the array in chunks, not via a bytes copy
     np.testing.assert_array_equal(npcnn.load(tmp_path / f"w{suffix}")["big"], big)
