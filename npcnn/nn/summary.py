@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence, TextIO
 
 from .. import backend
 from ..grad_mode import no_grad
+from .utils import eval_mode, model_dtype
 
 
 @dataclass
@@ -151,8 +152,43 @@ def _is_working(module):
 
 
 def profile(model: Any, input_shape: Sequence[int], batch_size: int = 1, depth: Optional[int] = None) -> Profile:
-    """Profile ``model`` on a zero batch of ``batch_size`` inputs of ``input_shape`` (without the
-    batch dimension); ``depth`` is the nesting shown when the Profile is printed (None: all)."""
+    """Parameters, buffers, output shapes and multiply-adds of ``model`` at one input shape.
+
+    One forward pass of a zero batch of shape (batch_size, *input_shape) in the model's dtype, in
+    eval mode and under no_grad (no backward caches, BatchNorm's running statistics untouched,
+    every module's mode restored afterwards), with a forward hook on every layer that does work:
+    the leaves, plus any module holding parameters of its own.
+
+    Multiply-adds (MACs) per call, the convention of torchvision's "GFLOPS" column:
+
+        Conv1d/Conv2d      out elements * (in_channels / groups) * kernel area
+        ConvTranspose2d    in elements * (out_channels / groups) * kernel area
+        Linear             out elements * in_features
+        everything else    0 (biases, normalization, activations, pooling, additions)
+
+    A FLOP count is about 2 * MACs.
+
+    Args:
+        model (Module): the network; its parameters and buffers are not changed.
+        input_shape (tuple of ints): one input without the batch dimension, e.g. (3, 224, 224)
+            (``models.input_shape(name)`` is each zoo model's native one). The MACs grow with
+            the spatial size; the parameter counts do not.
+        batch_size (int, default 1): the batch of the profiled pass; MACs and the printed output
+            shapes are those of the whole batch.
+        depth (int or None, default None): how deep nested blocks are shown when the Profile is
+            printed (0: the model alone, 1: its children, ...; None: every level, as torchinfo).
+
+    Returns:
+        Profile: ``rows`` (one LayerProfile per call, in call order: a layer called twice has
+        two rows), ``params``, ``trainable``, ``frozen``, ``buffers`` (elements of running
+        statistics and counters) and ``macs`` (the sum of the rows); ``profile[name]`` is the
+        first row of the layer ``name``; ``str(profile)`` is the table :func:`summary` prints.
+
+    Example::
+
+        >>> models.profile(models.lenet5(), (1, 32, 32)).macs
+        416520
+    """
     input_shape = tuple(int(s) for s in input_shape)
     if int(batch_size) < 1:
         raise ValueError(f"profile: batch_size must be >= 1, got {batch_size}")
@@ -182,27 +218,16 @@ def profile(model: Any, input_shape: Sequence[int], batch_size: int = 1, depth: 
     handles = [module.register_forward_hook(recorder(name, _is_working(module)))
                for i, (name, module) in enumerate(named) if i > 0 or _is_working(module)]
     x = backend.xp().zeros((int(batch_size), *input_shape), dtype=model_dtype(model))
-    was_training = {module: module.training for _, module in named}
     try:
-        model.eval()
-        with no_grad():
+        with eval_mode(model), no_grad():
             model(x)
     finally:
-        for module, flag in was_training.items():
-            module.training = flag
         for handle in handles:
             handle.remove()
     # rows in pre-order of the module tree (a block before what it holds), as torchinfo prints them
     position = {name: i for i, (name, _) in enumerate(named)}
     result.order.sort(key=lambda name: position.get(name, len(position)))
     return result
-
-
-def model_dtype(model):
-    """The dtype of the model's first parameter (the default dtype for a model without any)."""
-    for param in model.parameters():
-        return param.dtype
-    return backend.get_default_dtype()
 
 
 def summary(model: Any, input_shape: Sequence[int], file: Optional[TextIO] = None, batch_size: int = 1,
