@@ -263,3 +263,43 @@ def test_matches_torch(rng, dtype, tol, make, shape):
     if layer.bias is not None:
         np.testing.assert_allclose(layer.bias.grad, t.bias.grad.numpy(), rtol=tol, atol=tol)
     assert set(layer.state_dict()) == set(t.state_dict())
+
+
+# ----------------------------------------------------------------------------- regressions (issue 14)
+
+
+@pytest.mark.parametrize("kwargs,shape", [
+    (dict(in_channels=5, out_channels=4, kernel_size=1, stride=3, padding=(0, 1)), (1, 5, 3, 1)),
+    (dict(in_channels=3, out_channels=6, kernel_size=(4, 2), stride=1, padding=2, dilation=3), (3, 3, 13, 1)),
+    (dict(in_channels=3, out_channels=3, kernel_size=2, stride=4, padding=(2, 1), groups=3, bias=False),
+     (1, 3, 1, 7)),
+])
+def test_fft_exact_where_windows_read_only_padding(float64, rng, kwargs, shape):
+    """Issue 14's three configurations: algo="fft" gave rounding noise where the answer is 0."""
+    fft, ref = nn.Conv2d(**kwargs, algo="fft"), nn.Conv2d(**kwargs, algo="im2col")
+    fft.load_state_dict(ref.state_dict())
+    x = rng.standard_normal(shape)
+    np.testing.assert_allclose(fft(x), ref(x), rtol=1e-10, atol=1e-300)
+    dout = rng.standard_normal(ref(x).shape)
+    np.testing.assert_allclose(fft.backward(dout), ref.backward(dout), rtol=1e-10, atol=1e-300)
+    np.testing.assert_allclose(fft.weight.grad, ref.weight.grad, rtol=1e-10, atol=1e-300)
+
+
+@pytest.mark.parametrize("make,shape", [(lambda: nn.Conv2d(2, 3, 7, padding=3), (2, 2, 12, 12)),
+                                        (lambda: nn.Conv1d(2, 3, 7, padding=3), (2, 2, 16))])
+def test_auto_takes_im2col_for_non_finite_input(float64, rng, make, shape):
+    """One inf pixel: "auto" must give im2col's answer (inf/NaN only in its receptive field)."""
+    layer = make()
+    x = rng.standard_normal(shape)
+    layer(x)
+    assert layer.algo_used == "fft"
+    x[(0, 1) + tuple(s // 2 for s in shape[2:])] = np.inf
+    with np.errstate(invalid="ignore"):
+        out = layer(x)
+    assert layer.algo_used == "im2col"
+    ref = make()
+    ref.load_state_dict(layer.state_dict())
+    ref.algo = "im2col"
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(out, ref(x))
+    assert np.isfinite(out[1]).all() and np.isfinite(out[0]).any() and not np.isfinite(out[0]).all()

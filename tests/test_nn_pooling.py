@@ -201,3 +201,32 @@ def test_no_parameters_and_pytorch_attributes():
     layer = MaxPool2d(3)
     assert layer.stride == 3 and layer.padding == 0 and layer.dilation == 1 and not layer.ceil_mode
     assert list(layer.state_dict()) == [] and npcnn.nn.Module.num_parameters(layer) == 0
+
+
+# ----------------------------------------------------------------------------- regressions (issue 14)
+
+
+@pytest.mark.parametrize("kwargs,shape,noncontig", [
+    (dict(kernel_size=3, stride=4, padding=1, dilation=3, ceil_mode=True), (2, 5, 5, 2), False),
+    (dict(kernel_size=3, stride=3, padding=1, dilation=2, ceil_mode=True), (3, 3, 6, 1), True),
+])
+def test_max_pool_window_without_input_passes_no_gradient(float64, rng, kwargs, shape, noncontig):
+    """ceil_mode + dilation can give windows whose taps all fall in the padding: output -inf,
+    index -1, no gradient (the loop twin used to add it to the last pixel; PyTorch sends it to an
+    index outside the window)."""
+    from npcnn.functional.pooling import max_pool2d_backward_naive, max_pool2d_naive
+
+    x = rng.standard_normal(shape)
+    if noncontig:
+        x = noncontiguous(x)
+    layer = MaxPool2d(**kwargs, return_indices=True)
+    out, index = layer(x)
+    ref, ref_index = max_pool2d_naive(x, **kwargs)
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(index, ref_index)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    np.testing.assert_array_equal(dx, max_pool2d_backward_naive(dout, ref_index, x.shape))
+    empty = np.isneginf(out)
+    assert empty.any() and np.all(index[empty] == -1)
+    assert not dx.any() if empty.all() else dx.any()

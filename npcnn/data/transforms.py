@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import backend
 from ..backend import get_array_module
+from ..functional.geometry import pair as _pair
 
 
 def _rng(generator):
@@ -31,15 +32,6 @@ def _np(a):
 def _check_batch(name, x):
     if x.ndim != 4:
         raise ValueError(f"{name}: expected a batch of images (N, C, H, W), got shape {tuple(x.shape)}")
-
-
-def _pair(value, name):
-    """An int or a pair -> (h, w)."""
-    if isinstance(value, int):
-        return value, value
-    if len(value) != 2:
-        raise ValueError(f"{name}: expected an int or (h, w), got {value!r}")
-    return int(value[0]), int(value[1])
 
 
 def _range(value, name, center=0.0):

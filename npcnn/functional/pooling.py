@@ -13,51 +13,27 @@ Average pooling:  out = sum over the window / divisor;  dx spreads dout/divisor 
 The divisor counts the window clipped to the padded input (count_include_pad=True) or to the
 input itself (count_include_pad=False); with ceil_mode a window may overhang both.
 
-The 1-D kernels are the 2-D ones on an (N, C, 1, L) view.
+There are no separate 1-D kernels: MaxPool1d, AvgPool1d and LPPool1d call the 2-D ones on an
+(N, C, 1, L) view with a 1 x k window. The sizes and checks are in ``functional/geometry.py``.
 """
 
 import math
 
 from .. import backend
 from ..backend import get_array_module
+from .geometry import pair, pool_geometry, pool_output_size  # noqa: F401  (pool_output_size: part of the API)
 
 
 # ----------------------------------------------------------------------------- geometry
 
 
-def _pair(value):
-    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"expected an int or a pair, got {value!r}")
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
+def pool_args(layer, kernel_size, stride=None, padding=0, dilation=1):
+    """(kernel, stride, padding, dilation) as pairs; ``stride=None`` means the kernel size (PyTorch).
 
-
-def pool_output_size(size, kernel, stride, padding=0, dilation=1, ceil_mode=False):
-    """Output length of one pooled axis, PyTorch's ``pooling_output_shape``."""
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1  # the last window would start in the right padding: PyTorch drops it
-    return out
-
-
-def pool_geometry(layer, shape, kernel, stride, padding, dilation, ceil_mode):
-    """Check a 2-D pooling configuration against PyTorch's rules; return (out_h, out_w)."""
-    H, W = shape[-2:]
-    for name, pair, minimum in (("kernel_size", kernel, 1), ("stride", stride, 1), ("dilation", dilation, 1),
-                                ("padding", padding, 0)):
-        if min(pair) < minimum:
-            raise ValueError(f"{layer}: {name} must be >= {minimum}, got {pair}")
-    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise ValueError(f"{layer}: padding {padding} must be at most half the kernel size {kernel}")
-    oh = pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
-    ow = pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
-    if oh < 1 or ow < 1:
-        raise ValueError(f"{layer}: input of spatial size {(H, W)} with padding {padding} is smaller than the "
-                         f"(dilated) kernel {kernel} (dilation {dilation}); output size would be {(oh, ow)}")
-    return oh, ow
+    Each may be an int or a pair; ``layer`` names the caller in errors."""
+    kernel = pair(kernel_size, layer, "kernel_size")
+    stride = kernel if stride is None else pair(stride, layer, "stride")
+    return kernel, stride, pair(padding, layer, "padding"), pair(dilation, layer, "dilation")
 
 
 def _pad_hw(x, top, bottom, left, right, value):
@@ -116,9 +92,7 @@ def _unpad(dpad, x_shape, top, left):
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, layer="MaxPool2d"):
     """x (N, C, H, W) -> (out (N, C, oh, ow), cache). ``cache`` holds the arg-max of each window."""
     xp = get_array_module(x)
-    kernel = _pair(kernel_size)
-    stride = kernel if stride is None else _pair(stride)
-    padding, dilation = _pair(padding), _pair(dilation)
+    kernel, stride, padding, dilation = pool_args(layer, kernel_size, stride, padding, dilation)
     oh, ow = pool_geometry(layer, x.shape, kernel, stride, padding, dilation, ceil_mode)
     N, C, H, W = x.shape
     kk = kernel[0] * kernel[1]
@@ -161,22 +135,27 @@ def max_pool2d_backward(dout, cache):
 
 
 def max_pool2d_indices(cache):
-    """PyTorch's ``return_indices``: the arg-max as a flat index into each (H, W) input plane."""
+    """PyTorch's ``return_indices``: the arg-max as a flat index into each (H, W) input plane.
+
+    A window that covers no input element (possible with ceil_mode and dilation: every tap falls in
+    the padding) has index -1; its output is -inf and it passes no gradient. (PyTorch reports an
+    index computed from the window's first in-range row and column there, which may lie outside the
+    window or the plane, and sends the gradient to it.)"""
     arg, x_shape, kernel, stride, dilation, pads = cache
     xp = get_array_module(arg)
     oh, ow = arg.shape[-2:]
+    H, W = x_shape[-2:]
     top, left = (0, 0) if pads is None else (pads[0], pads[2])
     rows = xp.arange(oh)[:, None] * stride[0] + (arg // kernel[1]) * dilation[0] - top
     cols = xp.arange(ow)[None, :] * stride[1] + (arg % kernel[1]) * dilation[1] - left
-    return (rows * x_shape[-1] + cols).astype(xp.int64)
+    inside = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
+    return xp.where(inside, rows * W + cols, -1).astype(xp.int64)
 
 
 def max_pool2d_naive(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Loop twin: (out, flat indices) with plain loops over every window (slow; tests only)."""
     xp = get_array_module(x)
-    kernel = _pair(kernel_size)
-    stride = kernel if stride is None else _pair(stride)
-    padding, dilation = _pair(padding), _pair(dilation)
+    kernel, stride, padding, dilation = pool_args("max_pool2d_naive", kernel_size, stride, padding, dilation)
     oh, ow = pool_geometry("max_pool2d_naive", x.shape, kernel, stride, padding, dilation, ceil_mode)
     N, C, H, W = x.shape
     out = xp.zeros((N, C, oh, ow), dtype=x.dtype)
@@ -197,7 +176,8 @@ def max_pool2d_naive(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
 
 
 def max_pool2d_backward_naive(dout, index, x_shape):
-    """Loop twin of the backward: dx[index] += dout, window by window."""
+    """Loop twin of the backward: dx[index] += dout, window by window (index -1, a window without
+    input elements, passes nothing)."""
     xp = get_array_module(dout)
     N, C, H, W = x_shape
     dx = xp.zeros(x_shape, dtype=dout.dtype)
@@ -206,7 +186,8 @@ def max_pool2d_backward_naive(dout, index, x_shape):
             for r in range(dout.shape[2]):
                 for s in range(dout.shape[3]):
                     flat = int(index[n, c, r, s])
-                    dx[n, c, flat // W, flat % W] += dout[n, c, r, s]
+                    if flat >= 0:
+                        dx[n, c, flat // W, flat % W] += dout[n, c, r, s]
     return dx
 
 
@@ -230,9 +211,7 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
                        layer="AvgPool2d"):
     """x (N, C, H, W) -> (out (N, C, oh, ow), cache)."""
     xp = get_array_module(x)
-    kernel = _pair(kernel_size)
-    stride = kernel if stride is None else _pair(stride)
-    padding = _pair(padding)
+    kernel, stride, padding, _ = pool_args(layer, kernel_size, stride, padding)
     oh, ow = pool_geometry(layer, x.shape, kernel, stride, padding, (1, 1), ceil_mode)
     N, C, H, W = x.shape
     if _is_tiling(x.shape, kernel, stride, padding, (1, 1)):
@@ -283,9 +262,7 @@ def avg_pool2d_backward(dout, cache):
 def avg_pool2d_naive(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """Loop twin of avg_pool2d_forward (slow; tests only)."""
     xp = get_array_module(x)
-    kernel = _pair(kernel_size)
-    stride = kernel if stride is None else _pair(stride)
-    padding = _pair(padding)
+    kernel, stride, padding, _ = pool_args("avg_pool2d_naive", kernel_size, stride, padding)
     oh, ow = pool_geometry("avg_pool2d_naive", x.shape, kernel, stride, padding, (1, 1), ceil_mode)
     N, C, H, W = x.shape
     out = xp.zeros((N, C, oh, ow), dtype=x.dtype)
@@ -313,7 +290,7 @@ def lp_pool2d_forward(x, norm_type, kernel_size, stride=None, ceil_mode=False, l
     (With ceil_mode a clipped window's average is still scaled by kh*kw, exactly as PyTorch does.)
     """
     p = float(norm_type)
-    kernel = _pair(kernel_size)
+    kernel = pair(kernel_size, layer, "kernel_size")
     powered = x ** p
     avg, avg_cache = avg_pool2d_forward(powered, kernel, stride, 0, ceil_mode, True, layer=layer)
     total = avg * float(kernel[0] * kernel[1])
@@ -331,7 +308,7 @@ def lp_pool2d_backward(dout, cache):
 
 def lp_pool2d_naive(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     """Loop twin of lp_pool2d_forward built on the average-pooling twin."""
-    kernel = _pair(kernel_size)
+    kernel = pair(kernel_size, "lp_pool2d_naive", "kernel_size")
     avg = avg_pool2d_naive(x ** float(norm_type), kernel, stride, 0, ceil_mode, True)
     return (avg * float(kernel[0] * kernel[1])) ** (1.0 / float(norm_type))
 
