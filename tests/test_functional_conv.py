@@ -7,6 +7,7 @@ import pytest
 from conftest import noncontiguous, torch_or_skip
 
 from npcnn.functional import conv as F
+from npcnn.functional.geometry import conv_output_size, conv_transpose_output_size
 from npcnn.functional.padding import pad_backward, pad_backward_naive, pad_forward
 from npcnn.gradcheck import check_function
 
@@ -99,7 +100,7 @@ def test_im2col_layout_and_col2im_adjoint(rng):
     x = rng.standard_normal((2, 3, 6, 5))
     cols = F.im2col(x, (3, 2), stride=(2, 1), padding=((1, 0), (0, 1)), dilation=(1, 2))
     xpad = np.pad(x, ((0, 0), (0, 0), (1, 0), (0, 1)))
-    Ho, Wo = F.conv_output_size(6, 3, 2, (1, 0)), F.conv_output_size(5, 2, 1, (0, 1), 2)
+    Ho, Wo = conv_output_size(6, 3, 2, (1, 0)), conv_output_size(5, 2, 1, (0, 1), 2)
     assert cols.shape == (3 * 3 * 2, 2 * Ho * Wo)
     # cols[(c, i, j), (n, y, x)] = xpad[n, c, 2y + i, x + 2j]
     c, i, j, n, y, x_ = 2, 1, 1, 1, 2, 1
@@ -266,10 +267,10 @@ def test_errors(rng):
 
 
 def test_output_sizes():
-    assert F.conv_output_size(224, 7, 2, 3) == 112
-    assert F.conv_output_size(227, 11, 4, 0) == 55
-    assert F.conv_output_size(10, 3, 1, (1, 0), 2) == 7
-    assert F.conv_transpose_output_size(112, 7, 2, 3, 1) == 224
+    assert conv_output_size(224, 7, 2, 3) == 112
+    assert conv_output_size(227, 11, 4, 0) == 55
+    assert conv_output_size(10, 3, 1, (1, 0), 2) == 7
+    assert conv_transpose_output_size(112, 7, 2, 3, 1) == 224
 
 
 # ----------------------------------------------------------------------------- padding modes

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import torch_or_skip
 from npcnn.functional import pooling as P
+from npcnn.functional.geometry import pool_geometry, pool_output_size
 from npcnn.gradcheck import check_function
 
 
@@ -35,7 +36,7 @@ def distinct(shape, rng, spacing=0.01):
     ((55, 3, 2, 0, 1, True), 27),  # AlexNet/GoogLeNet style ceil_mode
 ])
 def test_output_size_hand_worked(args, expected):
-    assert P.pool_output_size(*args) == expected
+    assert pool_output_size(*args) == expected
 
 
 def test_output_size_matches_pytorch_formula_exhaustively():
@@ -50,17 +51,17 @@ def test_output_size_matches_pytorch_formula_exhaustively():
             expected = F.max_pool2d(x, (k, 1), (s, 1), (p, 0), (d, 1), ceil).shape[2]
         except RuntimeError:
             expected = 0  # PyTorch refuses: output too small
-        got = P.pool_output_size(size, k, s, p, d, ceil)
+        got = pool_output_size(size, k, s, p, d, ceil)
         assert max(got, 0) == expected, (size, k, s, p, d, ceil)
 
 
 def test_geometry_errors():
     with pytest.raises(ValueError, match="at most half the kernel"):
-        P.pool_geometry("MaxPool2d", (1, 1, 8, 8), (3, 3), (1, 1), (2, 2), (1, 1), False)
+        pool_geometry("MaxPool2d", (1, 1, 8, 8), (3, 3), (1, 1), (2, 2), (1, 1), False)
     with pytest.raises(ValueError, match="smaller than the"):
-        P.pool_geometry("MaxPool2d", (1, 1, 2, 8), (3, 3), (1, 1), (0, 0), (1, 1), False)
+        pool_geometry("MaxPool2d", (1, 1, 2, 8), (3, 3), (1, 1), (0, 0), (1, 1), False)
     with pytest.raises(ValueError, match="stride must be >= 1"):
-        P.pool_geometry("AvgPool2d", (1, 1, 8, 8), (2, 2), (0, 1), (0, 0), (1, 1), False)
+        pool_geometry("AvgPool2d", (1, 1, 8, 8), (2, 2), (0, 1), (0, 0), (1, 1), False)
 
 
 # ----------------------------------------------------------------------------- loop twins

@@ -1,4 +1,11 @@
-"""Convolution kernels: im2col + GEMM, with loop twins.
+"""Convolution kernels: im2col + GEMM, the algorithm dispatch, and the loop twins.
+
+``conv2d_forward(..., algo=, padding_mode=)`` is the one entry point the layers call: it pads
+(padding modes other than zeros, via ``functional/padding.py``), picks the algorithm
+(:func:`choose_algorithm`: "im2col" here, "fft" in ``functional/conv_fft.py``, "direct" = the loop
+twin :func:`conv2d_naive`) and returns a :class:`ConvCache` tagged with the algorithm that ran;
+``conv2d_backward`` dispatches on that tag. ``conv1d_*`` are the same on an (N, C, 1, L) view.
+Shapes, sizes and argument checks are in ``functional/geometry.py``.
 
 A 2-D convolution (cross-correlation, as in every deep learning library) with zero padding
 ``((top, bottom), (left, right))``, stride ``(sh, sw)``, dilation ``(dh, dw)`` and ``groups``:
@@ -373,7 +380,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layer=layer)
     algo = choose_algorithm(algo, (g.kh, g.kw), g.stride, g.dilation, g.groups, x, w)
     if algo == "fft":
-        out, saved = conv_fft.conv2d_fft_forward(x, w, b, g.stride, g.pads, g.dilation, g.groups)
+        out, saved = conv_fft.conv2d_fft_forward(x, w, b, g.stride, g.pads, g.dilation, g.groups, layer)
     elif algo == "direct":
         out, saved = conv2d_naive(x, w, b, g.stride, g.pads, g.dilation, g.groups), (x, w, b is not None, g)
     else:
@@ -588,3 +595,28 @@ def conv_transpose2d_naive(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0))
     if b is not None:
         out += b.reshape(1, -1, 1, 1)
     return out
+
+
+def conv_transpose2d_naive_backward(dout, x, w, stride=(1, 1), padding=((0, 0), (0, 0)), output_padding=(0, 0),
+                                    dilation=(1, 1), groups=1):
+    """Loop twin of conv_transpose2d_backward: (dx, dw, db), straight from the scatter form of
+    the forward (each input pixel adds x[n, c, y, x] * w[c] to one output window):
+    dx[n, c, y, x] = sum of dout over that window times w[c], dw[c] = sum of x[n, c, y, x] times it."""
+    xp = get_array_module(dout)
+    g = _transpose_geometry(x.shape, w.shape, stride, padding, output_padding, dilation, groups)
+    (top, bottom), (left, right) = g.pads
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    full = xp.zeros((g.N, g.C, g.H + top + bottom, g.W + left + right), dtype=dout.dtype)
+    full[:, :, top: top + g.H, left: left + g.W] = dout  # the cropped border had no gradient
+    dx, dw_ = xp.zeros_like(x), xp.zeros_like(w)
+    Cin_g, Cout_g = g.O // g.groups, g.C // g.groups
+    for n in range(g.N):
+        for c in range(g.O):
+            o0 = (c // Cin_g) * Cout_g
+            for y in range(x.shape[2]):
+                for x_ in range(x.shape[3]):
+                    window = full[n, o0: o0 + Cout_g, sh * y: sh * y + dh * (g.kh - 1) + 1: dh,
+                                  sw * x_: sw * x_ + dw * (g.kw - 1) + 1: dw]
+                    dx[n, c, y, x_] = (window * w[c]).sum()
+                    dw_[c] += x[n, c, y, x_] * window
+    return dx, dw_, dout.sum(axis=(0, 2, 3))

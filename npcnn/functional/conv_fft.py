@@ -55,21 +55,18 @@ from .. import backend
 from ..backend import get_array_module
 from .geometry import conv_geometry, read_extent
 
-_NAME = "conv2d_fft"
-
-
 # ----------------------------------------------------------------------------- geometry
 
 
-def _check(x, w, b, stride, padding, dilation, groups):
+def _check(x, w, b, stride, padding, dilation, groups, layer):
     """The checked :class:`~npcnn.functional.geometry.Geometry`, or a clear error for shapes or
     options the convolution cannot take."""
     if getattr(x, "ndim", None) != 4 or getattr(w, "ndim", None) != 4:
-        raise ValueError(f"{_NAME}: expected input (N, C, H, W) and weight (O, C/groups, kh, kw), got shapes "
+        raise ValueError(f"{layer}: expected input (N, C, H, W) and weight (O, C/groups, kh, kw), got shapes "
                          f"{getattr(x, 'shape', None)} and {getattr(w, 'shape', None)}")
-    g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layer=_NAME)
+    g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layer=layer)
     if b is not None and tuple(b.shape) != (g.O,):
-        raise ValueError(f"{_NAME}: expected bias of shape ({g.O},), got {tuple(b.shape)}")
+        raise ValueError(f"{layer}: expected bias of shape ({g.O},), got {tuple(b.shape)}")
     return g
 
 
@@ -192,7 +189,8 @@ def _dilate(w, dilation):
 # ----------------------------------------------------------------------------- kernels
 
 
-def conv2d_fft_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+def conv2d_fft_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1,
+                       layer="conv2d_fft"):
     """Cross-correlation of x (N, C, H, W) with w (O, C/groups, kh, kw) via real FFTs.
 
     ``padding`` is ((top, bottom), (left, right)) zeros (or any form of
@@ -202,8 +200,9 @@ def conv2d_fft_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), di
     not of its own window (the transforms mix all positions), and positions no window reads are
     left out, so structurally zero outputs and gradients are exactly zero. Non-finite values: an
     inf or NaN that some window reads makes every output of its sample NaN (and one in ``w`` every
-    output); ``Conv2d(algo="auto")`` therefore takes im2col for non-finite input."""
-    g = _check(x, w, b, stride, padding, dilation, groups)
+    output); ``Conv2d(algo="auto")`` therefore takes im2col for non-finite input.
+    ``layer`` names the caller in errors."""
+    g = _check(x, w, b, stride, padding, dilation, groups, layer)
     xp = get_array_module(x)
     dtype = xp.result_type(x, w)
     fft_shape, extent, unread = _transform_plan(g)

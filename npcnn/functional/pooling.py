@@ -21,7 +21,7 @@ import math
 
 from .. import backend
 from ..backend import get_array_module
-from .geometry import pair, pool_geometry, pool_output_size  # noqa: F401  (pool_output_size: part of the API)
+from .geometry import pair, pool_geometry
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -279,6 +279,25 @@ def avg_pool2d_naive(x, kernel_size, stride=None, padding=0, ceil_mode=False, co
                             inside += 1
                     out[n, c, r, s] = total / ((h1 - h0) * (w1 - w0) if count_include_pad else inside)
     return out
+
+
+def avg_pool2d_backward_naive(dout, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                              count_include_pad=True):
+    """Loop twin of avg_pool2d_backward: each window adds dout / divisor to its input positions."""
+    xp = get_array_module(dout)
+    kernel, stride, padding, _ = pool_args("avg_pool2d_backward_naive", kernel_size, stride, padding)
+    N, C, H, W = x_shape
+    dx = xp.zeros(x_shape, dtype=dout.dtype)
+    for r in range(dout.shape[2]):
+        for s in range(dout.shape[3]):
+            h0, w0 = r * stride[0] - padding[0], s * stride[1] - padding[1]
+            h1, w1 = min(h0 + kernel[0], H + padding[0]), min(w0 + kernel[1], W + padding[1])
+            rows, cols = slice(max(h0, 0), min(h1, H)), slice(max(w0, 0), min(w1, W))
+            inside = (rows.stop - rows.start) * (cols.stop - cols.start)
+            divisor = (h1 - h0) * (w1 - w0) if count_include_pad else inside
+            if inside > 0:
+                dx[:, :, rows, cols] += dout[:, :, r, s][:, :, None, None] / float(divisor)
+    return dx
 
 
 # ----------------------------------------------------------------------------- Lp pooling
