@@ -303,3 +303,75 @@ def test_auto_takes_im2col_for_non_finite_input(float64, rng, make, shape):
     with np.errstate(invalid="ignore"):
         np.testing.assert_array_equal(out, ref(x))
     assert np.isfinite(out[1]).all() and np.isfinite(out[0]).any() and not np.isfinite(out[0]).all()
+
+
+# ----------------------------------------------------------------------------- constructor checks (issue 15)
+
+
+@pytest.mark.parametrize("cls,args,kwargs,message", [
+    (nn.Conv2d, (3, 4, 0), {}, r"Conv2d: kernel_size must be >= 1, got 0"),
+    (nn.Conv2d, (3, 4, -2), {}, r"Conv2d: kernel_size must be >= 1, got -2"),
+    (nn.Conv2d, (0, 4, 3), {}, r"Conv2d: in_channels must be an int >= 1, got 0"),
+    (nn.Conv2d, (3, -1, 3), {}, r"Conv2d: out_channels must be an int >= 1, got -1"),
+    (nn.Conv2d, (3, 4, 3), {"stride": 2.5}, r"Conv2d: stride must be an int or a tuple of 2 ints, got 2.5"),
+    (nn.Conv2d, (3, 4, 3), {"stride": 0}, r"Conv2d: stride must be >= 1, got 0"),
+    (nn.Conv2d, (3, 4, 3), {"dilation": (1, 0)}, r"Conv2d: dilation must be >= 1, got \(1, 0\)"),
+    (nn.Conv2d, (3, 4, 3), {"padding": -1}, r"Conv2d: padding must be >= 0, got -1"),
+    (nn.Conv2d, (3, 4, 3), {"padding": "full"}, r"Conv2d: padding must be an int, a tuple, 'same' or 'valid'"),
+    (nn.Conv2d, (3, 4, 3), {"padding": (1, 2, 3)}, r"Conv2d: padding must be an int, 2 ints"),
+    (nn.Conv2d, (3, 4, (3, 3, 3)), {}, r"Conv2d: kernel_size must be an int or a tuple of 2 ints"),
+    (nn.Conv2d, (4, 6, 3), {"groups": 0}, r"Conv2d: groups must be an int >= 1, got 0"),
+    (nn.Conv2d, (4, 6, 3), {"groups": 4}, r"Conv2d: in_channels \(4\) and out_channels \(6\) must both be "
+                                          r"divisible by groups \(4\)"),
+    (nn.Conv2d, (3, 4, 3), {"padding_mode": "mirror"}, r"Conv2d: padding_mode must be one of"),
+    (nn.Conv1d, (3, 4, 0), {}, r"Conv1d: kernel_size must be >= 1, got 0"),
+    (nn.Conv1d, (3, 4, 3), {"stride": (1, 1)}, r"Conv1d: stride must be an int, got \(1, 1\)"),
+    (nn.Conv1d, (3, 4, 3), {"padding": "half"}, r"Conv1d: padding must be an int, a tuple, 'same' or 'valid'"),
+    (nn.ConvTranspose2d, (3, 4, 0), {}, r"ConvTranspose2d: kernel_size must be >= 1, got 0"),
+    (nn.ConvTranspose2d, (3, 4, 3), {"padding": -1}, r"ConvTranspose2d: padding must be >= 0, got -1"),
+    (nn.ConvTranspose2d, (3, 4, 3), {"padding": "same"}, r"ConvTranspose2d: padding must be an int or a tuple"),
+    (nn.ConvTranspose2d, (3, 4, 3), {"stride": 1.5}, r"ConvTranspose2d: stride must be an int or a tuple"),
+    (nn.ConvTranspose2d, (3, 4, 3), {"output_padding": -1}, r"ConvTranspose2d: output_padding .* must be >= 0"),
+    (nn.ConvTranspose2d, (3, 4, 3), {"padding_mode": "reflect"}, r"ConvTranspose2d: only padding_mode='zeros'"),
+    (nn.ConvTranspose2d, (3, 4, 3), {"groups": 2}, r"ConvTranspose2d: in_channels \(3\) and out_channels \(4\)"),
+])
+def test_constructor_errors_name_class_argument_and_allowed_values(cls, args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        cls(*args, **kwargs)
+
+
+def test_large_single_sample_is_banded_in_the_layer(float64, rng):
+    """A layer on one sample whose columns exceed the buffer cap gives the same answer in bands."""
+    from npcnn.functional import conv as F
+
+    layer = nn.Conv2d(3, 4, 5, padding=2, algo="im2col")
+    x = rng.standard_normal((1, 3, 20, 20))
+    ref = layer(x)
+    dx_ref = layer.backward(np.ones_like(ref))
+    previous = F.get_max_buffer_bytes()
+    try:
+        F.set_max_buffer_bytes(20_000)  # the sample's columns: 75 x 20 x 24 x 8 = 288 KB
+        out = layer(x)
+        dx = layer.backward(np.ones_like(out))
+    finally:
+        F.set_max_buffer_bytes(previous)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layer,expected", [
+    (lambda t: t.Conv2d(3, 8, 3), "Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1))"),
+    (lambda t: t.Conv2d(3, 8, (3, 2), stride=2, padding=1, dilation=2, groups=1, bias=False,
+                        padding_mode="reflect"), None),
+    (lambda t: t.Conv2d(4, 8, 4, padding="same", groups=2), None),
+    (lambda t: t.Conv2d(4, 8, 3, padding="valid"), None),
+    (lambda t: t.Conv1d(2, 3, 5, stride=2, padding=2, padding_mode="circular"), None),
+    (lambda t: t.ConvTranspose2d(6, 4, 3, stride=2, padding=1, output_padding=1, groups=2, dilation=1), None),
+    (lambda t: t.ConvTranspose2d(6, 4, 3, dilation=2, bias=False), None),
+])
+def test_repr_matches_pytorch(layer, expected):
+    mine = repr(layer(nn))
+    if expected is not None:
+        assert mine == expected
+    torch = torch_or_skip()
+    assert mine == repr(layer(torch.nn))

@@ -11,6 +11,7 @@ from npcnn.nn.pooling import (
     AvgPool1d,
     AvgPool2d,
     GlobalAvgPool2d,
+    LPPool1d,
     LPPool2d,
     MaxPool1d,
     MaxPool2d,
@@ -230,3 +231,55 @@ def test_max_pool_window_without_input_passes_no_gradient(float64, rng, kwargs, 
     empty = np.isneginf(out)
     assert empty.any() and np.all(index[empty] == -1)
     assert not dx.any() if empty.all() else dx.any()
+
+
+# ----------------------------------------------------------------------------- constructor checks (issue 15)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: MaxPool2d(0), r"MaxPool2d: kernel_size must be >= 1, got 0"),
+    (lambda: MaxPool2d(-2), r"MaxPool2d: kernel_size must be >= 1, got -2"),
+    (lambda: MaxPool2d(2, stride=2.5), r"MaxPool2d: stride must be an int or a tuple of 2 ints, got 2.5"),
+    (lambda: MaxPool2d(2, stride=0), r"MaxPool2d: stride must be >= 1, got 0"),
+    (lambda: MaxPool2d(3, padding=-1), r"MaxPool2d: padding must be >= 0, got -1"),
+    (lambda: MaxPool2d(3, padding=2), r"MaxPool2d: padding \(2, 2\) must be at most half the kernel size"),
+    (lambda: MaxPool2d(3, dilation=0), r"MaxPool2d: dilation must be >= 1, got 0"),
+    (lambda: MaxPool2d("3"), r"MaxPool2d: kernel_size must be an int or a tuple of 2 ints, got '3'"),
+    (lambda: MaxPool1d((2, 2)), r"MaxPool1d: kernel_size must be an int, got \(2, 2\)"),
+    (lambda: MaxPool1d(2, stride=0), r"MaxPool1d: stride must be >= 1, got 0"),
+    (lambda: AvgPool2d(0), r"AvgPool2d: kernel_size must be >= 1, got 0"),
+    (lambda: AvgPool2d(2, stride=1.5), r"AvgPool2d: stride must be an int or a tuple of 2 ints"),
+    (lambda: AvgPool2d(2, padding=2), r"AvgPool2d: padding \(2, 2\) must be at most half"),
+    (lambda: AvgPool1d(3, padding=-1), r"AvgPool1d: padding must be >= 0, got -1"),
+    (lambda: LPPool2d(2, 0), r"LPPool2d: kernel_size must be >= 1, got 0"),
+    (lambda: LPPool2d(0, 2), r"LPPool2d: norm_type must be a finite number > 0, got 0"),
+    (lambda: LPPool2d(float("nan"), 2), r"LPPool2d: norm_type must be a finite number > 0, got nan"),
+    (lambda: LPPool1d(2, 3, stride=-1), r"LPPool1d: stride must be >= 1, got -1"),
+    (lambda: AdaptiveAvgPool2d(0), r"AdaptiveAvgPool2d: output_size must be an int >= 1"),
+    (lambda: AdaptiveAvgPool2d((2, -1)), r"AdaptiveAvgPool2d: output_size must be an int >= 1"),
+    (lambda: AdaptiveAvgPool2d(2.5), r"AdaptiveAvgPool2d: output_size must be an int >= 1"),
+    (lambda: AdaptiveAvgPool2d((1, 2, 3)), r"AdaptiveAvgPool2d: output_size must be an int >= 1"),
+])
+def test_constructor_errors_name_class_argument_and_allowed_values(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_lppool1d_gradcheck_and_float32(rng):
+    x = np.abs(rng.standard_normal((2, 3, 9))) + 0.5
+    for layer in (LPPool1d(2, 3), LPPool1d(1.5, 2, stride=1, ceil_mode=True), LPPool1d(3, 4, 3, ceil_mode=True)):
+        check_module(layer, x).assert_ok()
+    out = LPPool1d(2, 2)(x.astype(np.float32))
+    assert out.dtype == np.float32 and out.shape == (2, 3, 4)
+
+
+@pytest.mark.parametrize("make", [
+    lambda t: t.MaxPool2d(2), lambda t: t.MaxPool2d((3, 2), stride=(2, 1), padding=1, dilation=2, ceil_mode=True),
+    lambda t: t.MaxPool1d(3, 2, 1), lambda t: t.AvgPool2d(3, 2, 1), lambda t: t.AvgPool2d((2, 3)),
+    lambda t: t.AvgPool1d(3), lambda t: t.AvgPool1d(4, 2, 1, ceil_mode=True), lambda t: t.LPPool2d(2, 3),
+    lambda t: t.LPPool2d(1.5, (2, 3), stride=1), lambda t: t.LPPool1d(2, 3, 2),
+    lambda t: t.AdaptiveAvgPool2d((None, 4)), lambda t: t.AdaptiveAvgPool2d(1),
+])
+def test_repr_matches_pytorch(make):
+    torch = torch_or_skip()
+    assert repr(make(npcnn.nn)) == repr(make(torch.nn))

@@ -39,7 +39,8 @@ Two refinements keep the copies cheap:
 * Chunks. The column matrix of a whole batch can be huge (256 x 3 x 224 x 224 with a 7x7
   kernel: 7.4 GB), so the batch is processed in chunks whose column buffer stays under
   ``max_buffer_bytes`` (module default ``DEFAULT_MAX_BUFFER_BYTES``, changed with
-  :func:`set_max_buffer_bytes`) and near ``CHUNK_TARGET_BYTES`` (8 MB, so that a chunk's columns
+  :func:`set_max_buffer_bytes`; a single sample over the cap is split into bands of output rows,
+  each a convolution of the input rows it reads) and near ``CHUNK_TARGET_BYTES`` (8 MB, so that a chunk's columns
   stay in cache between im2col, the GEMMs and col2im). One column buffer and one padded-input
   buffer are allocated per call and reused by every chunk; backward reuses the column buffer for
   dcols. Columns are rebuilt in backward rather than kept from forward, so a network holds no
@@ -131,7 +132,8 @@ def chunk_plan(g, itemsize, max_buffer_bytes=None):
     """(samples per chunk, column buffer bytes) for a convolution of geometry ``g``.
 
     As many samples as fit under min(cap, CHUNK_TARGET_BYTES), at least one (a single sample
-    larger than that is processed alone). Pointwise convolutions use no column buffer.
+    larger than that is processed alone; one larger than the cap itself is split into bands of
+    output rows, see :func:`row_bands`). Pointwise convolutions use no column buffer.
     """
     if _is_pointwise(g):
         return g.N, 0
@@ -139,6 +141,69 @@ def chunk_plan(g, itemsize, max_buffer_bytes=None):
     per_sample = column_bytes_per_sample(g, itemsize)
     chunk = max(1, min(g.N, min(cap, CHUNK_TARGET_BYTES) // per_sample))
     return chunk, chunk * per_sample
+
+
+def row_bands(g, itemsize, max_buffer_bytes=None):
+    """None when one sample's columns fit under the cap; else the output-row bands
+    [(y0, y1), ...] whose columns do (each band then is a convolution of its own).
+
+    A band of r output rows needs C*kh*kw * r * row width entries (a band keeps the layout, flat
+    or not, of the whole sample). If a single output row is over the cap, a MemoryError says how
+    many bytes it needs and what the cap is, before anything is allocated."""
+    cap = get_max_buffer_bytes() if max_buffer_bytes is None else int(max_buffer_bytes)
+    if _is_pointwise(g) or column_bytes_per_sample(g, itemsize) <= cap:
+        return None
+    row = g.C * g.kh * g.kw * _row_width(g) * itemsize
+    rows = cap // row
+    if rows < 1:
+        raise MemoryError(f"conv2d: one output row needs {row:,} bytes of im2col columns (C*kh*kw*width = "
+                          f"{g.C}*{g.kh}*{g.kw}*{_row_width(g)} entries), more than the column buffer cap "
+                          f"of {cap:,} bytes; raise it with npcnn.functional.conv.set_max_buffer_bytes")
+    return [(y0, min(g.Ho, y0 + rows)) for y0 in range(0, g.Ho, rows)]
+
+
+def _band(g, y0, y1):
+    """(geometry, row slice of the padded input) of output rows [y0, y1) of one sample: a
+    convolution without padding of the rows those windows read."""
+    rows = g.stride[0] * (y1 - 1 - y0) + g.dilation[0] * (g.kh - 1) + 1
+    start = g.stride[0] * y0
+    band = g._replace(N=1, H=rows, W=_padded_size(g)[1], Ho=y1 - y0, pads=((0, 0), (0, 0)))
+    return band, slice(start, start + rows)
+
+
+def _output_banded(x, w, b, g, bands, max_buffer_bytes):
+    """_output one sample and one band of output rows at a time (a sample too large for the cap)."""
+    xp = get_array_module(x)
+    out = xp.empty((g.N, g.O, g.Ho, g.Wo), dtype=x.dtype)
+    for n in range(g.N):
+        xpad = _pad(x[n:n + 1], g)
+        for y0, y1 in bands:
+            band, rows = _band(g, y0, y1)
+            out[n:n + 1, :, y0:y1] = _output(xpad[:, :, rows], w, b, band, max_buffer_bytes)
+    return out
+
+
+def _gradients_banded(dout, x, w, g, bands, max_buffer_bytes, need_dx, need_dw):
+    """_gradients one sample and one band of output rows at a time; dx bands overlap, so they are
+    added into the sample's padded gradient."""
+    xp = get_array_module(dout)
+    (top, _), (left, _) = g.pads
+    dx = xp.empty((g.N, g.C, g.H, g.W), dtype=dout.dtype) if need_dx else None
+    dw = xp.zeros((g.O, g.C // g.groups, g.kh, g.kw), dtype=dout.dtype) if need_dw else None
+    for n in range(g.N):
+        xpad = _pad(x[n:n + 1], g) if need_dw else None
+        dxpad = xp.zeros((1, g.C) + _padded_size(g), dtype=dout.dtype) if need_dx else None
+        for y0, y1 in bands:
+            band, rows = _band(g, y0, y1)
+            dx_band, dw_band = _gradients(dout[n:n + 1, :, y0:y1], None if xpad is None else xpad[:, :, rows], w,
+                                          band, max_buffer_bytes, need_dx, need_dw)
+            if need_dx:
+                dxpad[:, :, rows] += dx_band
+            if need_dw:
+                dw += dw_band
+        if need_dx:
+            dx[n] = dxpad[0, :, top: top + g.H, left: left + g.W]
+    return dx, dw
 
 
 def _chunks(n, size):
@@ -242,6 +307,9 @@ def col2im(cols, x_shape, kernel_size, stride=(1, 1), padding=((0, 0), (0, 0)), 
 def _output(x, w, b, g, max_buffer_bytes):
     """out = W @ cols + b, chunk by chunk: (N, O, Ho, Wo)."""
     xp = get_array_module(x)
+    bands = row_bands(g, x.dtype.itemsize, max_buffer_bytes)
+    if bands is not None:
+        return _output_banded(x, w, b, g, bands, max_buffer_bytes)
     G = g.groups
     wg = w.reshape(G, g.O // G, -1)
     if _is_pointwise(g):
@@ -275,6 +343,9 @@ def _gradients(dout, x, w, g, max_buffer_bytes, need_dx=True, need_dw=True):
     """(dx, dw) of out = conv(x, w) given dout (N, O, Ho, Wo); ``x`` may be None when only dx
     is needed, ``w`` may be None when only dw is needed."""
     xp = get_array_module(dout)
+    bands = row_bands(g, dout.dtype.itemsize, max_buffer_bytes)
+    if bands is not None:
+        return _gradients_banded(dout, x, w, g, bands, max_buffer_bytes, need_dx, need_dw)
     G, dtype = g.groups, dout.dtype
     Og, Cg = g.O // G, g.C // G
     if _is_pointwise(g):

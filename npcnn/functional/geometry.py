@@ -180,13 +180,15 @@ def conv_geometry(x_shape, w_shape, stride=(1, 1), padding=((0, 0), (0, 0)), dil
 
 
 def check_pool_args(layer, kernel, stride, padding, dilation):
-    """Pooling hyperparameters (pairs): kernel, stride, dilation >= 1, 0 <= padding <= kernel // 2 (PyTorch)."""
+    """Pooling hyperparameters (tuples, one entry per axis): kernel, stride, dilation >= 1 and
+    0 <= padding <= kernel // 2 (PyTorch's rule)."""
     check_at_least(layer, "kernel_size", kernel, 1)
     check_at_least(layer, "stride", stride, 1)
     check_at_least(layer, "dilation", dilation, 1)
     check_at_least(layer, "padding", padding, 0)
-    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise ValueError(f"{layer}: padding {padding} must be at most half the kernel size {kernel}")
+    if any(p > k // 2 for p, k in zip(padding, kernel)):
+        shown = (padding, kernel) if len(kernel) > 1 else (padding[0], kernel[0])
+        raise ValueError(f"{layer}: padding {shown[0]} must be at most half the kernel size {shown[1]}")
 
 
 def pool_geometry(layer, shape, kernel, stride, padding, dilation, ceil_mode):

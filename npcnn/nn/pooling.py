@@ -41,9 +41,8 @@ def _pool_pairs_1d(layer, kernel_size, stride, padding=0, dilation=1):
     k = as_tuple(kernel_size, 1, layer, "kernel_size")[0]
     s = k if stride is None else as_tuple(stride, 1, layer, "stride")[0]
     p, d = as_tuple(padding, 1, layer, "padding")[0], as_tuple(dilation, 1, layer, "dilation")[0]
-    pairs = (1, k), (1, s), (0, p), (1, d)
-    check_pool_args(layer, *pairs)
-    return pairs
+    check_pool_args(layer, (k,), (s,), (p,), (d,))
+    return (1, k), (1, s), (0, p), (1, d)
 
 
 def _check_input(layer, x, layout):
@@ -201,6 +200,7 @@ class LPPool2d(Module):
         self.norm_type = norm_type
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
+        self._stride_given = stride  # PyTorch keeps (and prints) stride=None here
         self.ceil_mode = bool(ceil_mode)
 
     def forward(self, x):
@@ -214,7 +214,7 @@ class LPPool2d(Module):
         return lp_pool2d_backward(dout, self.pop_saved())
 
     def extra_repr(self):
-        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self.stride}, "
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self._stride_given}, "
                 f"ceil_mode={self.ceil_mode}")
 
 
@@ -230,6 +230,7 @@ class LPPool1d(Module):
         self.norm_type = norm_type
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
+        self._stride_given = stride  # PyTorch keeps (and prints) stride=None here
         self.ceil_mode = bool(ceil_mode)
 
     def forward(self, x):
@@ -243,7 +244,7 @@ class LPPool1d(Module):
         return lp_pool2d_backward(dout[:, :, None, :], self.pop_saved())[:, :, 0, :]
 
     def extra_repr(self):
-        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self.stride}, "
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self._stride_given}, "
                 f"ceil_mode={self.ceil_mode}")
 
 
