@@ -388,3 +388,12 @@ def test_a_row_over_the_cap_is_a_clear_error_before_allocating(rng):
     w = rng.standard_normal((2, 64, 3, 3)).astype(np.float32)
     with pytest.raises(MemoryError, match=r"one output row needs 460,800 bytes .* cap of 100,000 bytes"):
         F.conv2d_forward(x, w, None, max_buffer_bytes=100_000)
+
+
+def test_banded_convolution_gradcheck(rng):
+    x, w, b = rng.standard_normal((2, 2, 7, 6)), rng.standard_normal((3, 2, 3, 2)), rng.standard_normal(3)
+    g = F.conv_geometry(x.shape, w.shape, (2, 1), ((1, 1), (0, 1)))
+    cap = F.column_bytes_per_sample(g, 8) // 2
+    assert F.row_bands(g, 8, cap) is not None
+    check_function(lambda x, w, b: F.conv2d_forward(x, w, b, (2, 1), ((1, 1), (0, 1)), max_buffer_bytes=cap),
+                   F.conv2d_backward, [x, w, b]).assert_ok()

@@ -241,3 +241,11 @@ def test_avg_pool_kernel_gradcheck(k, s, p, d, ceil, shape, rng):
     for count_include_pad in (True, False):
         check_function(lambda a: P.avg_pool2d_forward(a, k, s, p, ceil, count_include_pad),
                        lambda g, c: (P.avg_pool2d_backward(g, c),), [x]).assert_ok()
+
+
+@pytest.mark.parametrize("k, shape", [(2, (2, 2, 7, 5)), ((3, 2), (1, 3, 8, 7))])
+def test_tiling_fast_path_gradcheck_with_dropped_rows(k, shape, rng):
+    x = distinct(shape, rng)
+    assert P.max_pool2d_forward(x, k)[1][0] == "tiles"
+    check_function(lambda a: P.max_pool2d_forward(a, k), lambda g, c: (P.max_pool2d_backward(g, c),), [x]).assert_ok()
+    check_function(lambda a: P.avg_pool2d_forward(a, k), lambda g, c: (P.avg_pool2d_backward(g, c),), [x]).assert_ok()

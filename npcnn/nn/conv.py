@@ -40,16 +40,9 @@ from .validation import check_float, check_ndim, check_size
 __all__ = ["Conv1d", "Conv2d", "ConvTranspose2d", "choose_algorithm"]
 
 
-def _check_fits(layer, spatial, pads, kernel_size, dilation):
-    """The dilated kernel must fit in the padded input."""
-    for size, (before, after), k, d in zip(spatial, pads, kernel_size, dilation):
-        if d * (k - 1) + 1 > size + before + after:
-            raise ValueError(f"{layer}: kernel of size {tuple(kernel_size)} (dilation {tuple(dilation)}) is "
-                             f"larger than the padded input: input size {tuple(spatial)}, padding {tuple(pads)}")
-
-
 def _check_input(layer, x, layout, channels, dtype):
-    """Rank, channel count and dtype of a convolution layer's input."""
+    """Rank, channel count and dtype of a convolution layer's input (the kernel checks that the
+    kernel fits, with the same ``layer`` name in its error)."""
     check_ndim(layer, x, (len(layout),), "(" + ", ".join(layout) + ")")
     check_size(layer, x, 1, channels, "in_channels (dimension 1)")
     check_float(layer, x, dtype)
@@ -142,7 +135,6 @@ class Conv2d(_ConvNd):
     def forward(self, x):
         name = type(self).__name__
         _check_input(name, x, "NCHW", self.in_channels, self.weight.dtype)
-        _check_fits(name, x.shape[2:], self._pads, self.kernel_size, self.dilation)
         b = None if self.bias is None else self.bias.data
         out, cache = conv2d_forward(x, self.weight.data, b, self.stride, self._pads, self.dilation, self.groups,
                                     algo=self.algo, padding_mode=self.padding_mode, layer=name)
@@ -179,7 +171,6 @@ class Conv1d(_ConvNd):
     def forward(self, x):
         name = type(self).__name__
         _check_input(name, x, "NCL", self.in_channels, self.weight.dtype)
-        _check_fits(name, x.shape[2:], self._pads, self.kernel_size, self.dilation)
         b = None if self.bias is None else self.bias.data
         out, cache = conv1d_forward(x, self.weight.data, b, self.stride, self._pads, self.dilation, self.groups,
                                     algo=self.algo, padding_mode=self.padding_mode, layer=name)
