@@ -98,6 +98,21 @@ def _torch_accepts(make, x):
     return _torch_run(make, x, None) is not None
 
 
+def _run_validated(make, make_torch, x, seed):
+    """_run_layer's (layer, out, dout, dx), or None where npcnn rejects the configuration; with
+    PyTorch installed, an AssertionError unless PyTorch accepts exactly the same configurations."""
+    t_ok = torch is None or _torch_accepts(make_torch, x)
+    try:
+        result = _run_layer(make, x, seed)
+    except Rejected as err:
+        if torch is not None and t_ok:
+            raise AssertionError(f"npcnn rejects what PyTorch accepts: {err}") from err
+        return None
+    if not t_ok:
+        raise AssertionError("npcnn accepts what PyTorch rejects")
+    return result
+
+
 # ----------------------------------------------------------------------------- convolution
 
 
@@ -241,16 +256,11 @@ def _conv_transpose_case(r):
              groups=groups, bias=r.random() < 0.7, dilation=dilation)
     x = _data(r, (r.randint(1, 2), c["in_channels"], r.randint(1, 5), r.randint(1, 5)), noncontig=r.random() < 0.3)
     seed = r.getrandbits(32)
-    if torch is not None:
-        t_ok = _torch_accepts(lambda: torch.nn.ConvTranspose2d(**c, dtype=torch.float64), x)
-    try:
-        layer, out, dout, dx = _run_layer(lambda: nn.ConvTranspose2d(**c), x, seed)
-    except Rejected as err:
-        if torch is not None and t_ok:
-            raise AssertionError(f"npcnn rejects what PyTorch accepts: {err}") from err
+    result = _run_validated(lambda: nn.ConvTranspose2d(**c), lambda: torch.nn.ConvTranspose2d(**c, dtype=torch.float64),
+                            x, seed)
+    if result is None:
         return "rejected"
-    if torch is not None and not t_ok:
-        raise AssertionError("npcnn accepts what PyTorch rejects")
+    layer, out, dout, dx = result
     w, b = layer.weight.data, None if layer.bias is None else layer.bias.data
     pads = tuple((p, p) for p in c["padding"])
     args = (c["stride"], pads, c["output_padding"], c["dilation"], c["groups"])
@@ -319,16 +329,11 @@ def _pool_case(r, kind, dims):
     args = (c["norm_type"],) if kind == "lp" else ()
     if kind == "max":
         kwargs["return_indices"] = True
-    if torch is not None:
-        t_ok = _torch_accepts(lambda: getattr(torch.nn, name)(*args, **kwargs), x)
-    try:
-        layer, out, dout, dx = _run_layer(lambda: getattr(nn, name)(*args, **kwargs), x, seed)
-    except Rejected as err:
-        if torch is not None and t_ok:
-            raise AssertionError(f"npcnn rejects what PyTorch accepts: {err}") from err
+    result = _run_validated(lambda: getattr(nn, name)(*args, **kwargs),
+                            lambda: getattr(torch.nn, name)(*args, **kwargs), x, seed)
+    if result is None:
         return "rejected"
-    if torch is not None and not t_ok:
-        raise AssertionError("npcnn accepts what PyTorch rejects")
+    layer, out, dout, dx = result
     c["_dims"] = dims
     kernel, stride, padding, dil = _pairs(c)
     x4 = x if dims == 2 else x[:, :, None, :]

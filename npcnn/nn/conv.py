@@ -122,9 +122,9 @@ class Conv2d(_ConvNd):
 
     padding: int, tuple, "valid" (0) or "same" (stride 1; total d(k-1), the odd one after).
     padding_mode: "zeros", "reflect", "replicate" or "circular".
-    algo: "im2col", "fft" (npcnn.functional.conv_fft), "direct" (the loop reference, tiny
-    inputs only) or "auto" (FFT for >= 7x7 kernels at stride 1, dilation 1, groups 1, else
-    im2col); ``algo_used`` tells which one ran last.
+    algo: "im2col", "fft" (npcnn.functional.conv_fft), "direct" (the loop twin, for teaching and
+    tiny inputs only) or "auto" (FFT for >= 7x7 kernels at stride 1, dilation 1, groups 1 when
+    the input and weight are finite, else im2col); ``algo_used`` tells which one ran last.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -190,7 +190,7 @@ class ConvTranspose2d(Module):
     """2-D transposed convolution (the adjoint of Conv2d with the same weight; "deconvolution").
 
     Shapes: x (N, C_in, H, W) -> out (N, C_out, Ho, Wo) with
-    Ho = sh(H-1) - 2 ph + dh(kh-1) + output_padding_h + 1 (Wo likewise);
+    Ho = sh(H-1) - 2 ph + dh(kh-1) + output_padding_h + 1 (Wo likewise), which must be >= 1;
     weight (C_in, C_out/groups, kh, kw) and bias (C_out,), PyTorch's layout and initialization.
 
     Forward:  out = crop_padding( sum_{c in group, i, j} x[n, c, y, x] w[c, o, i, j] added at

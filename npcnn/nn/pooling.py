@@ -183,7 +183,25 @@ class AvgPool1d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class LPPool2d(Module):
+class _LPPoolNd(Module):
+    """What LPPool1d and LPPool2d share: arguments kept as given (PyTorch keeps stride=None), the repr."""
+
+    def __init__(self, pairs, norm_type, kernel_size, stride, ceil_mode):
+        super().__init__()
+        self._p = _norm_type(type(self).__name__, norm_type)
+        self._pairs = pairs
+        self.norm_type = norm_type
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self._stride_given = stride  # PyTorch keeps (and prints) stride=None here
+        self.ceil_mode = bool(ceil_mode)
+
+    def extra_repr(self):
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self._stride_given}, "
+                f"ceil_mode={self.ceil_mode}")
+
+
+class LPPool2d(_LPPoolNd):
     """Power-average pooling, PyTorch's definition: out = (sum over the window of x^p)^(1/p).
 
     Shapes as AvgPool2d without padding. Gradient (S = the window sum of x^p):
@@ -193,15 +211,9 @@ class LPPool2d(Module):
     """
 
     def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
-        super().__init__()
-        name = type(self).__name__
-        self._p = _norm_type(name, norm_type)
-        self._pairs = _pool_pairs(name, kernel_size, stride)[:2]
-        self.norm_type = norm_type
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
-        self._stride_given = stride  # PyTorch keeps (and prints) stride=None here
-        self.ceil_mode = bool(ceil_mode)
+        _norm_type(type(self).__name__, norm_type)
+        pairs = _pool_pairs(type(self).__name__, kernel_size, stride)[:2]
+        super().__init__(pairs, norm_type, kernel_size, stride, ceil_mode)
 
     def forward(self, x):
         name = type(self).__name__
@@ -213,25 +225,15 @@ class LPPool2d(Module):
     def backward(self, dout):
         return lp_pool2d_backward(dout, self.pop_saved())
 
-    def extra_repr(self):
-        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self._stride_given}, "
-                f"ceil_mode={self.ceil_mode}")
 
-
-class LPPool1d(Module):
+class LPPool1d(_LPPoolNd):
     """LPPool2d along the last axis: x (N, C, L) -> out (N, C, oL), out = (sum over the window of
     x^p)^(1/p); the same gradient formula."""
 
     def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
-        super().__init__()
-        name = type(self).__name__
-        self._p = _norm_type(name, norm_type)
-        self._pairs = _pool_pairs_1d(name, kernel_size, stride)[:2]
-        self.norm_type = norm_type
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
-        self._stride_given = stride  # PyTorch keeps (and prints) stride=None here
-        self.ceil_mode = bool(ceil_mode)
+        _norm_type(type(self).__name__, norm_type)
+        pairs = _pool_pairs_1d(type(self).__name__, kernel_size, stride)[:2]
+        super().__init__(pairs, norm_type, kernel_size, stride, ceil_mode)
 
     def forward(self, x):
         name = type(self).__name__
@@ -242,10 +244,6 @@ class LPPool1d(Module):
 
     def backward(self, dout):
         return lp_pool2d_backward(dout[:, :, None, :], self.pop_saved())[:, :, 0, :]
-
-    def extra_repr(self):
-        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self._stride_given}, "
-                f"ceil_mode={self.ceil_mode}")
 
 
 def _check_output_size(layer, output_size):
