@@ -451,7 +451,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layer=layer)
     algo = choose_algorithm(algo, (g.kh, g.kw), g.stride, g.dilation, g.groups, x, w)
     if algo == "fft":
-        out, saved = conv_fft.conv2d_fft_forward(x, w, b, g.stride, g.pads, g.dilation, g.groups, layer)
+        out, saved = conv_fft.conv2d_fft_forward(x, w, b, layer=layer, geometry=g)
     elif algo == "direct":
         out, saved = conv2d_naive(x, w, b, g.stride, g.pads, g.dilation, g.groups), (x, w, b is not None, g)
     else:

@@ -190,7 +190,7 @@ def _dilate(w, dilation):
 
 
 def conv2d_fft_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1,
-                       layer="conv2d_fft"):
+                       layer="conv2d_fft", geometry=None):
     """Cross-correlation of x (N, C, H, W) with w (O, C/groups, kh, kw) via real FFTs.
 
     ``padding`` is ((top, bottom), (left, right)) zeros (or any form of
@@ -201,8 +201,10 @@ def conv2d_fft_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), di
     left out, so structurally zero outputs and gradients are exactly zero. Non-finite values: an
     inf or NaN that some window reads makes every output of its sample NaN (and one in ``w`` every
     output); ``Conv2d(algo="auto")`` therefore takes im2col for non-finite input.
-    ``layer`` names the caller in errors."""
-    g = _check(x, w, b, stride, padding, dilation, groups, layer)
+    ``layer`` names the caller in errors. ``geometry``: the
+    :class:`~npcnn.functional.geometry.Geometry` of these arguments when the caller has checked
+    them already (``conv2d_forward``); stride, padding, dilation and groups are then taken from it."""
+    g = _check(x, w, b, stride, padding, dilation, groups, layer) if geometry is None else geometry
     xp = get_array_module(x)
     dtype = xp.result_type(x, w)
     fft_shape, extent, unread = _transform_plan(g)
