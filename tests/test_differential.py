@@ -22,7 +22,7 @@ import random
 
 import numpy as np
 import pytest
-from conftest import noncontiguous
+from conftest import noncontiguous, torch_or_skip
 
 import npcnn
 from npcnn import nn
@@ -466,6 +466,13 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def test_pytorch_half_runs():
+    """The PyTorch half of the tests below (its numbers, and validity) runs only where PyTorch is
+    installed; without it this test is skipped with the reason, so the summary says so."""
+    torch_or_skip()
+    assert torch is not None
 
 
 @pytest.mark.parametrize("kind", KINDS)
