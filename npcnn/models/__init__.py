@@ -13,10 +13,23 @@
     mlp                                      multilayer perceptron
 
 ``get_model("resnet50", num_classes=10)`` builds one by name; ``list_models()`` lists the names;
-``profile(model, input_shape)`` / ``summary(...)`` report parameters, output shapes and MACs.
+``input_shape(name)`` gives the native input; ``profile(model, input_shape)`` / ``summary(...)``
+report parameters, output shapes and multiply-adds (MACs); ``keras_parameter_count(model)`` the
+total Keras's ``summary()`` would print.
+
+Every constructor's docstring gives the paper (authors, year), the stage layout, every deviation
+from the paper, and a line
+
+    Native input CxHxW: P parameters, M multiply-adds.
+
+with the counts of ``profile(get_model(name), input_shape(name))`` (default ``num_classes``),
+checked by ``tests/test_models_docs.py``; where Keras ships the same architecture, a line
+``Keras counts K parameters: + S BatchNorm moving statistics [+ B conv biases].`` says how its
+count differs (see :mod:`npcnn.models.counting`).
 """
 
 from .alexnet import AlexNet, ZFNet, alexnet, zfnet
+from .counting import batchnorm_channels, biasless_conv_channels, keras_parameter_count
 from .densenet import DenseLayer, DenseNet, densenet121, densenet169, densenet201, dense_block, transition
 from .fcn import FCN8s, SkipFusion, bilinear_kernel_, convolutionize, fcn8s, fcn_tiny
 from .googlenet import BasicConv2d, GoogLeNet, Inception, googlenet

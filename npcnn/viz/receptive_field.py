@@ -121,6 +121,19 @@ def max_activating_patches(model, images, layer, channel, k=9, batch_size=256, f
     channel's strongest unit is found, the ``k`` images with the strongest ones are kept (one
     patch per image, so a single image cannot fill the list), and each patch is cut at that
     unit's receptive field. For a fully connected layer the "patch" is the whole image.
+
+    Args:
+        model (Module): the network (its layers up to ``layer`` must form a chain, see
+            :func:`receptive_field`).
+        images (array): (N, C, H, W) candidates.
+        layer (Module or str): the layer, or its dotted name.
+        channel (int): which output channel (unit, for a Linear layer) of ``layer``.
+        k (int, default 9): patches returned (fewer when N < k).
+        batch_size (int, default 256): images per forward pass.
+        fill (float, default 0.0): the value of a patch where the field hangs over the border.
+
+    Returns:
+        ActivatingPatches, best first.
     """
     images_np = np.asarray(backend.to_numpy(images))
     acts = layer_activations(model, images_np, layer, batch_size=batch_size)
