@@ -11,9 +11,11 @@ def test_pair_and_as_tuple():
     assert G.pair(3) == (3, 3) and G.pair((2, 5)) == (2, 5) and G.pair([1, 2]) == (1, 2)
     assert G.pair(np.int64(4)) == (4, 4) and type(G.pair(np.int64(4))[0]) is int
     assert G.as_tuple(7, 1) == (7,) and G.as_tuple((7,), 1) == (7,)
-    for bad in (2.5, "3", (1, 2, 3), (1.0, 2), None, True):
-        with pytest.raises(ValueError, match="RandomCrop: size must be an int or a tuple of 2 ints"):
+    for bad in (2.5, "3", (1.0, 2), None, True):
+        with pytest.raises(TypeError, match="RandomCrop: size must be an int or a tuple of 2 ints"):
             G.pair(bad, "RandomCrop")
+    with pytest.raises(ValueError, match=r"RandomCrop: size must be an int or a tuple of 2 ints, got \(1, 2, 3\)"):
+        G.pair((1, 2, 3), "RandomCrop")
     with pytest.raises(ValueError, match=r"Conv1d: stride must be an int, got \(1, 2\)"):
         G.as_tuple((1, 2), 1, "Conv1d", "stride")
 

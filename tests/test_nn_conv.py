@@ -310,35 +310,35 @@ def test_auto_takes_im2col_for_non_finite_input(float64, rng, make, shape):
 # ----------------------------------------------------------------------------- constructor checks (issue 15)
 
 
-@pytest.mark.parametrize("cls,args,kwargs,message", [
-    (nn.Conv2d, (3, 4, 0), {}, r"Conv2d: kernel_size must be >= 1, got 0"),
-    (nn.Conv2d, (3, 4, -2), {}, r"Conv2d: kernel_size must be >= 1, got -2"),
-    (nn.Conv2d, (0, 4, 3), {}, r"Conv2d: in_channels must be an int >= 1, got 0"),
-    (nn.Conv2d, (3, -1, 3), {}, r"Conv2d: out_channels must be an int >= 1, got -1"),
-    (nn.Conv2d, (3, 4, 3), {"stride": 2.5}, r"Conv2d: stride must be an int or a tuple of 2 ints, got 2.5"),
-    (nn.Conv2d, (3, 4, 3), {"stride": 0}, r"Conv2d: stride must be >= 1, got 0"),
-    (nn.Conv2d, (3, 4, 3), {"dilation": (1, 0)}, r"Conv2d: dilation must be >= 1, got \(1, 0\)"),
-    (nn.Conv2d, (3, 4, 3), {"padding": -1}, r"Conv2d: padding must be >= 0, got -1"),
-    (nn.Conv2d, (3, 4, 3), {"padding": "full"}, r"Conv2d: padding must be an int, a tuple, 'same' or 'valid'"),
-    (nn.Conv2d, (3, 4, 3), {"padding": (1, 2, 3)}, r"Conv2d: padding must be an int, 2 ints"),
-    (nn.Conv2d, (3, 4, (3, 3, 3)), {}, r"Conv2d: kernel_size must be an int or a tuple of 2 ints"),
-    (nn.Conv2d, (4, 6, 3), {"groups": 0}, r"Conv2d: groups must be an int >= 1, got 0"),
-    (nn.Conv2d, (4, 6, 3), {"groups": 4}, r"Conv2d: in_channels \(4\) and out_channels \(6\) must both be "
+@pytest.mark.parametrize("error,cls,args,kwargs,message", [
+    (ValueError, nn.Conv2d, (3, 4, 0), {}, r"Conv2d: kernel_size must be >= 1, got 0"),
+    (ValueError, nn.Conv2d, (3, 4, -2), {}, r"Conv2d: kernel_size must be >= 1, got -2"),
+    (ValueError, nn.Conv2d, (0, 4, 3), {}, r"Conv2d: in_channels must be an int >= 1, got 0"),
+    (ValueError, nn.Conv2d, (3, -1, 3), {}, r"Conv2d: out_channels must be an int >= 1, got -1"),
+    (TypeError, nn.Conv2d, (3, 4, 3), {"stride": 2.5}, r"Conv2d: stride must be an int or a tuple of 2 ints, got 2.5"),
+    (ValueError, nn.Conv2d, (3, 4, 3), {"stride": 0}, r"Conv2d: stride must be >= 1, got 0"),
+    (ValueError, nn.Conv2d, (3, 4, 3), {"dilation": (1, 0)}, r"Conv2d: dilation must be >= 1, got \(1, 0\)"),
+    (ValueError, nn.Conv2d, (3, 4, 3), {"padding": -1}, r"Conv2d: padding must be >= 0, got -1"),
+    (ValueError, nn.Conv2d, (3, 4, 3), {"padding": "full"}, r"Conv2d: padding must be an int, a tuple, 'same' or"),
+    (ValueError, nn.Conv2d, (3, 4, 3), {"padding": (1, 2, 3)}, r"Conv2d: padding must be an int, 2 ints"),
+    (ValueError, nn.Conv2d, (3, 4, (3, 3, 3)), {}, r"Conv2d: kernel_size must be an int or a tuple of 2 ints"),
+    (ValueError, nn.Conv2d, (4, 6, 3), {"groups": 0}, r"Conv2d: groups must be an int >= 1, got 0"),
+    (ValueError, nn.Conv2d, (4, 6, 3), {"groups": 4}, r"Conv2d: in_channels \(4\) and out_channels \(6\) must both be "
                                           r"divisible by groups \(4\)"),
-    (nn.Conv2d, (3, 4, 3), {"padding_mode": "mirror"}, r"Conv2d: padding_mode must be one of"),
-    (nn.Conv1d, (3, 4, 0), {}, r"Conv1d: kernel_size must be >= 1, got 0"),
-    (nn.Conv1d, (3, 4, 3), {"stride": (1, 1)}, r"Conv1d: stride must be an int, got \(1, 1\)"),
-    (nn.Conv1d, (3, 4, 3), {"padding": "half"}, r"Conv1d: padding must be an int, a tuple, 'same' or 'valid'"),
-    (nn.ConvTranspose2d, (3, 4, 0), {}, r"ConvTranspose2d: kernel_size must be >= 1, got 0"),
-    (nn.ConvTranspose2d, (3, 4, 3), {"padding": -1}, r"ConvTranspose2d: padding must be >= 0, got -1"),
-    (nn.ConvTranspose2d, (3, 4, 3), {"padding": "same"}, r"ConvTranspose2d: padding must be an int or a tuple"),
-    (nn.ConvTranspose2d, (3, 4, 3), {"stride": 1.5}, r"ConvTranspose2d: stride must be an int or a tuple"),
-    (nn.ConvTranspose2d, (3, 4, 3), {"output_padding": -1}, r"ConvTranspose2d: output_padding .* must be >= 0"),
-    (nn.ConvTranspose2d, (3, 4, 3), {"padding_mode": "reflect"}, r"ConvTranspose2d: only padding_mode='zeros'"),
-    (nn.ConvTranspose2d, (3, 4, 3), {"groups": 2}, r"ConvTranspose2d: in_channels \(3\) and out_channels \(4\)"),
+    (ValueError, nn.Conv2d, (3, 4, 3), {"padding_mode": "mirror"}, r"Conv2d: padding_mode must be one of"),
+    (ValueError, nn.Conv1d, (3, 4, 0), {}, r"Conv1d: kernel_size must be >= 1, got 0"),
+    (ValueError, nn.Conv1d, (3, 4, 3), {"stride": (1, 1)}, r"Conv1d: stride must be an int, got \(1, 1\)"),
+    (ValueError, nn.Conv1d, (3, 4, 3), {"padding": "half"}, r"Conv1d: padding must be an int, a tuple, 'same'"),
+    (ValueError, nn.ConvTranspose2d, (3, 4, 0), {}, r"ConvTranspose2d: kernel_size must be >= 1, got 0"),
+    (ValueError, nn.ConvTranspose2d, (3, 4, 3), {"padding": -1}, r"ConvTranspose2d: padding must be >= 0, got -1"),
+    (TypeError, nn.ConvTranspose2d, (3, 4, 3), {"padding": "same"}, r"ConvTranspose2d: padding must be an int or a"),
+    (TypeError, nn.ConvTranspose2d, (3, 4, 3), {"stride": 1.5}, r"ConvTranspose2d: stride must be an int or a tuple"),
+    (ValueError, nn.ConvTranspose2d, (3, 4, 3), {"output_padding": -1}, r"ConvTranspose2d: output_padding .* >= 0"),
+    (ValueError, nn.ConvTranspose2d, (3, 4, 3), {"padding_mode": "reflect"}, r"ConvTranspose2d: only padding_mode="),
+    (ValueError, nn.ConvTranspose2d, (3, 4, 3), {"groups": 2}, r"ConvTranspose2d: in_channels \(3\) and out"),
 ])
-def test_constructor_errors_name_class_argument_and_allowed_values(cls, args, kwargs, message):
-    with pytest.raises(ValueError, match=message):
+def test_constructor_errors_name_class_argument_and_allowed_values(error, cls, args, kwargs, message):
+    with pytest.raises(error, match=message):
         cls(*args, **kwargs)
 
 

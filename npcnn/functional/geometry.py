@@ -10,7 +10,8 @@ check is written once. Along one axis of size ``n`` with kernel ``k``, stride ``
                       last window dropped when it would start in the right padding (PyTorch)
     'same' padding    d (k - 1) in total, the odd one after (PyTorch's rule; stride 1 only)
 
-Errors name the layer (the ``layer`` argument, e.g. "Conv2d"), the argument and what is allowed.
+Errors name the layer (the ``layer`` argument, e.g. "Conv2d"), the argument and what is allowed:
+a TypeError for a value of the wrong type (``stride=2.5``), a ValueError for one out of range.
 """
 
 import numbers
@@ -30,13 +31,15 @@ def _where(layer):
 def as_tuple(value, n, layer=None, name="argument"):
     """An int or a sequence of ``n`` ints as an ``n``-tuple of Python ints.
 
-    ``layer`` and ``name`` go in the error (a float such as 2.5, a string, a wrong length)."""
+    ``layer`` and ``name`` go in the error: a TypeError for something that is not an int or a
+    sequence of ints (a float such as 2.5, a string, None), a ValueError for a wrong length."""
     if _is_int(value):
         return (int(value),) * n
-    if isinstance(value, (tuple, list)) and len(value) == n and all(_is_int(v) for v in value):
+    is_ints = isinstance(value, (tuple, list)) and all(_is_int(v) for v in value)
+    if is_ints and len(value) == n:
         return tuple(int(v) for v in value)
     what = "an int" if n == 1 else f"an int or a tuple of {n} ints"
-    raise ValueError(f"{_where(layer)}{name} must be {what}, got {value!r}")
+    raise (ValueError if is_ints else TypeError)(f"{_where(layer)}{name} must be {what}, got {value!r}")
 
 
 def pair(value, layer=None, name="size"):
@@ -54,8 +57,8 @@ def padding_pairs(padding, n=2, layer=None):
     elif isinstance(padding, (tuple, list)) and len(padding) == n:
         pads = tuple((int(p), int(p)) if _is_int(p) else tuple(as_tuple(p, 2, layer, "padding")) for p in padding)
     else:
-        raise ValueError(f"{_where(layer)}padding must be an int, {n} ints or {n} (before, after) pairs, "
-                         f"got {padding!r}")
+        error = ValueError if isinstance(padding, (tuple, list)) else TypeError
+        raise error(f"{_where(layer)}padding must be an int, {n} ints or {n} (before, after) pairs, got {padding!r}")
     check_at_least(layer, "padding", sum(pads, ()), 0)
     return pads
 
@@ -68,9 +71,12 @@ def check_at_least(layer, name, values, minimum):
 
 
 def check_channels(layer, in_channels, out_channels, groups):
-    """in_channels, out_channels >= 1 and groups >= 1 dividing both (the convolution layers' rule)."""
+    """in_channels, out_channels >= 1 and groups >= 1 dividing both (the convolution layers' rule);
+    a TypeError for a non-integer, a ValueError for a value out of range."""
     for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-        if not _is_int(value) or value < 1:
+        if not _is_int(value):
+            raise TypeError(f"{_where(layer)}{name} must be an int >= 1, got {value!r}")
+        if value < 1:
             raise ValueError(f"{_where(layer)}{name} must be an int >= 1, got {value!r}")
     if in_channels % groups or out_channels % groups:
         raise ValueError(f"{_where(layer)}in_channels ({in_channels}) and out_channels ({out_channels}) "

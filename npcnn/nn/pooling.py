@@ -6,7 +6,6 @@ class and the argument, and call the 2-D kernels of ``npcnn.functional.pooling``
 on an (N, C, 1, L) view).
 """
 
-import math
 import numbers
 
 from ..functional.geometry import as_tuple, check_pool_args
@@ -26,7 +25,7 @@ from ..functional.pooling import (
     pool_args,
 )
 from .module import Module
-from .validation import check_float, check_ndim
+from .validation import check_float, check_ndim, check_number
 
 
 def _pool_pairs(layer, kernel_size, stride, padding=0, dilation=1):
@@ -49,14 +48,6 @@ def _check_input(layer, x, layout):
     """Rank (``layout`` e.g. "NCHW") and floating dtype of a pooling layer's input."""
     check_ndim(layer, x, (len(layout),), "(" + ", ".join(layout) + ")")
     check_float(layer, x)
-
-
-def _norm_type(layer, norm_type):
-    """p of an Lp pooling layer: a finite number > 0 (as a float)."""
-    if not isinstance(norm_type, numbers.Real) or isinstance(norm_type, bool) or not (
-            math.isfinite(norm_type) and norm_type > 0):
-        raise ValueError(f"{layer}: norm_type must be a finite number > 0, got {norm_type!r}")
-    return float(norm_type)
 
 
 class _MaxPoolNd(Module):
@@ -188,7 +179,7 @@ class _LPPoolNd(Module):
 
     def __init__(self, pairs, norm_type, kernel_size, stride, ceil_mode):
         super().__init__()
-        self._p = _norm_type(type(self).__name__, norm_type)
+        self._p = check_number(type(self).__name__, "norm_type", norm_type, low=0, low_open=True)
         self._pairs = pairs
         self.norm_type = norm_type
         self.kernel_size = kernel_size
@@ -211,7 +202,6 @@ class LPPool2d(_LPPoolNd):
     """
 
     def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
-        _norm_type(type(self).__name__, norm_type)
         pairs = _pool_pairs(type(self).__name__, kernel_size, stride)[:2]
         super().__init__(pairs, norm_type, kernel_size, stride, ceil_mode)
 
@@ -231,7 +221,6 @@ class LPPool1d(_LPPoolNd):
     x^p)^(1/p); the same gradient formula."""
 
     def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
-        _norm_type(type(self).__name__, norm_type)
         pairs = _pool_pairs_1d(type(self).__name__, kernel_size, stride)[:2]
         super().__init__(pairs, norm_type, kernel_size, stride, ceil_mode)
 
@@ -248,11 +237,12 @@ class LPPool1d(_LPPoolNd):
 
 def _check_output_size(layer, output_size):
     """An int >= 1, or a pair of (int >= 1 or None)."""
-    def positive(e):
-        return isinstance(e, numbers.Integral) and not isinstance(e, bool) and e >= 1
-
-    is_pair = isinstance(output_size, (tuple, list)) and len(output_size) == 2
-    if not (positive(output_size) or is_pair and all(e is None or positive(e) for e in output_size)):
+    entries = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,)
+    if not all(e is None or isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in entries):
+        raise TypeError(f"{layer}: output_size must be an int >= 1 or a pair of ints >= 1 (or None: keep that "
+                        f"input size), got {output_size!r}")
+    if (len(entries) != (2 if isinstance(output_size, (tuple, list)) else 1) or output_size is None
+            or any(e is not None and e < 1 for e in entries)):
         raise ValueError(f"{layer}: output_size must be an int >= 1 or a pair of ints >= 1 (or None: keep that "
                          f"input size), got {output_size!r}")
 
