@@ -18,6 +18,7 @@ from .pooling import (
     AvgPool1d,
     AvgPool2d,
     GlobalAvgPool2d,
+    LPPool1d,
     LPPool2d,
     MaxPool1d,
     MaxPool2d,
