@@ -78,7 +78,7 @@ GRADCHECK_CASES = [
     GradcheckCase("Conv2d stride 2 dilation 2 groups 2", lambda: conv.Conv2d(4, 6, 3, stride=2, dilation=2, groups=2),
                   (2, 4, 9, 9)),
     GradcheckCase("Conv2d reflect pad", lambda: conv.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"), (1, 2, 5, 6)),
-    GradcheckCase("Conv2d 7x7 algo=auto (FFT once merged)", lambda: conv.Conv2d(2, 2, 7, padding=3), (1, 2, 9, 9)),
+    GradcheckCase("Conv2d 7x7 algo=auto (FFT)", lambda: conv.Conv2d(2, 2, 7, padding=3), (1, 2, 9, 9)),
     GradcheckCase("Conv1d", lambda: conv.Conv1d(3, 4, 3, padding=1), (2, 3, 10)),
     GradcheckCase("ConvTranspose2d stride 2",
                   lambda: conv.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1), (2, 3, 4, 4)),
@@ -91,6 +91,7 @@ GRADCHECK_CASES = [
                   lambda: pooling.AvgPool2d(3, stride=2, padding=1, count_include_pad=False), (2, 2, 7, 7)),
     GradcheckCase("AvgPool1d(2)", lambda: pooling.AvgPool1d(2), (2, 3, 8)),
     GradcheckCase("LPPool2d(2, 2)", lambda: pooling.LPPool2d(2, 2), (2, 3, 6, 6)),
+    GradcheckCase("LPPool1d(2, 3)", lambda: pooling.LPPool1d(2, 3), (2, 3, 9)),
     GradcheckCase("AdaptiveAvgPool2d((2, 3))", lambda: pooling.AdaptiveAvgPool2d((2, 3)), (2, 3, 7, 7)),
     GradcheckCase("GlobalAvgPool2d", lambda: pooling.GlobalAvgPool2d(), (2, 3, 5, 5)),
     # normalization and regularization

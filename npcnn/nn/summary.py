@@ -141,7 +141,7 @@ def layer_macs(module, inputs, output):
         per_element *= int(size)
     if kind in ("Conv1d", "Conv2d", "Linear"):
         return int(output.size) * per_element
-    if kind in ("ConvTranspose1d", "ConvTranspose2d"):
+    if kind == "ConvTranspose2d":
         return int(inputs[0].size) * per_element
     return 0
 
