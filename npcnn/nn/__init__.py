@@ -3,6 +3,7 @@
 from . import init, utils
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, Softmax, Tanh
 from .blocks import SqueezeExcitation
+from .channel_pool import MaxPoolChannels
 from .composition import Add, Concat, Residual
 from .container import Flatten, Identity, ModuleList, Reshape, Sequential
 from .conv import Conv1d, Conv2d, ConvTranspose2d
