@@ -2,6 +2,7 @@
 
     lenet5                                   LeNet-5 (1998)
     alexnet, zfnet                           AlexNet (2012), ZFNet (2013)
+    alexnet_original                         AlexNet as published (two groups, LRN, 227x227)
     vgg11, vgg13, vgg16, vgg19               VGG (2014)
     googlenet                                Inception v1 (2014)
     resnet18 .. resnet152                    ResNet, ImageNet (2015)
@@ -16,7 +17,7 @@
 ``profile(model, input_shape)`` / ``summary(...)`` report parameters, output shapes and MACs.
 """
 
-from .alexnet import AlexNet, ZFNet, alexnet, zfnet
+from .alexnet import AlexNet, AlexNetOriginal, ZFNet, alexnet, alexnet_original, zfnet
 from .densenet import DenseLayer, DenseNet, densenet121, densenet169, densenet201, dense_block, transition
 from .fcn import FCN8s, SkipFusion, bilinear_kernel_, convolutionize, fcn8s, fcn_tiny
 from .googlenet import BasicConv2d, GoogLeNet, Inception, googlenet

@@ -3,6 +3,11 @@
 alexnet(): torchvision's single-tower variant ("One weird trick", Krizhevsky 2014) with its
 layout and keys (``features.N``, ``avgpool``, ``classifier.N``): 61,100,840 parameters.
 
+alexnet_original(): the network of the paper (Krizhevsky, Sutskever & Hinton, "ImageNet
+Classification with Deep Convolutional Neural Networks", NIPS 2012, Fig. 2 and sec. 3) on
+227x227x3 inputs, with its 96 first-layer filters, local response normalization and the two
+GPUs' halves as two-group convolutions: 60,965,224 parameters, 724,406,816 multiply-adds.
+
 zfnet(): the paper's Fig. 3 on 224x224x3 inputs, with local response normalization for its
 "contrast normalization across feature maps":
 
@@ -44,6 +49,56 @@ class AlexNet(nn.Sequential):
         ]))
 
 
+class AlexNetOriginal(nn.Sequential):
+    """AlexNet as published (NIPS 2012), for 227x227x3 inputs::
+
+        conv1  96 x 11x11/4 -> 55x55, ReLU, LRN, 3x3/2 max pool -> 27x27
+        conv2 256 x 5x5 pad 2, 2 groups -> 27x27, ReLU, LRN, 3x3/2 max pool -> 13x13
+        conv3 384 x 3x3 pad 1 (all 256 input maps: the layer where the GPUs talk) -> 13x13, ReLU
+        conv4 384 x 3x3 pad 1, 2 groups, ReLU;  conv5 256 x 3x3 pad 1, 2 groups, ReLU
+        3x3/2 max pool -> 6x6x256 = 9,216;  fc6 4096, fc7 4096 (ReLU, dropout 0.5), fc8 num_classes
+
+    The paper split every layer's kernels between two GPUs; a kernel of conv2, conv4 and conv5
+    sees only the maps on its own GPU, which is exactly ``groups=2`` (conv1's input, conv3's input
+    and the fully connected layers were shared, so they are not grouped). The pools overlap (3x3
+    windows, stride 2), the normalization comes after the ReLU and before the pool, as in sec. 3.5.
+    The paper's 224x224 only works out to 55x55 with 227 (or with padding): (227 - 11) / 4 + 1 = 55.
+
+    LRN: the paper's b = a / (k + alpha sum a^2)^beta with k = 2, n = 5, alpha = 1e-4, beta = 0.75
+    has no 1/n in front of the sum; PyTorch's LocalResponseNorm divides alpha by the size, so the
+    paper's layer is ``LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)``.
+
+    Parameters (weights + biases): conv 34,944 + 307,456 + 885,120 + 663,936 + 442,624;
+    fc 37,752,832 + 16,781,312 + 4,097,000: 60,965,224 in all for 1,000 classes.
+    Multiply-adds for one image: conv 105,415,200 + 223,948,800 + 149,520,384 + 112,140,288 +
+    74,760,192, fc 58,621,952: 724,406,816. (tests/test_models.py checks both against profile().)
+    Initialization is npcnn's default (PyTorch's), not the paper's N(0, 0.01) with biases of 1.
+    """
+
+    def __init__(self, num_classes=1000, in_channels=3, dropout=0.5):
+        def normalize():
+            return nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
+
+        super().__init__(OrderedDict([
+            ("features", nn.Sequential(
+                nn.Conv2d(in_channels, 96, kernel_size=11, stride=4), nn.ReLU(), normalize(),
+                nn.MaxPool2d(kernel_size=3, stride=2),
+                nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=2), nn.ReLU(), normalize(),
+                nn.MaxPool2d(kernel_size=3, stride=2),
+                nn.Conv2d(256, 384, kernel_size=3, padding=1), nn.ReLU(),
+                nn.Conv2d(384, 384, kernel_size=3, padding=1, groups=2), nn.ReLU(),
+                nn.Conv2d(384, 256, kernel_size=3, padding=1, groups=2), nn.ReLU(),
+                nn.MaxPool2d(kernel_size=3, stride=2),
+            )),
+            ("flatten", nn.Flatten(1)),
+            ("classifier", nn.Sequential(
+                nn.Linear(256 * 6 * 6, 4096), nn.ReLU(), nn.Dropout(dropout),
+                nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(dropout),
+                nn.Linear(4096, num_classes),
+            )),
+        ]))
+
+
 class ZFNet(nn.Sequential):
     """Zeiler & Fergus Fig. 3: AlexNet with a 7x7/2 first layer and a 5x5/2 second layer."""
 
@@ -73,6 +128,18 @@ class ZFNet(nn.Sequential):
 
 def alexnet(num_classes=1000, in_channels=3, dropout=0.5):
     return AlexNet(num_classes, in_channels, dropout)
+
+
+def alexnet_original(num_classes=1000, in_channels=3, dropout=0.5):
+    """AlexNet as published in 2012 (see :class:`AlexNetOriginal`): 96 first-layer filters, LRN,
+    two-group convolutions for the two GPUs, 227x227 input; 60,965,224 parameters, 724.4M MACs.
+
+    Args:
+        num_classes: outputs of fc8 (1,000 for ImageNet).
+        in_channels: channels of the input image.
+        dropout: drop probability of the dropout after fc6 and fc7.
+    """
+    return AlexNetOriginal(num_classes, in_channels, dropout)
 
 
 def zfnet(num_classes=1000, in_channels=3, dropout=0.5):
