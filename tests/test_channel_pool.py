@@ -4,7 +4,8 @@ gradient checks, PyTorch agreement through an equivalent expression, dtypes, err
 import numpy as np
 import pytest
 
-from conftest import noncontiguous, torch_or_skip
+import npcnn
+from conftest import cupy_or_skip, noncontiguous, torch_or_skip
 from npcnn.functional.channel_pool import (
     max_pool_channels_backward,
     max_pool_channels_backward_naive,
@@ -125,3 +126,18 @@ def test_bad_input_and_arguments_are_clear_errors():
 
 def test_repr():
     assert repr(MaxPoolChannels(3, 2)) == "MaxPoolChannels(kernel_size=3, stride=2)"
+
+
+@pytest.mark.gpu
+def test_on_cupy_matches_numpy():
+    cupy = cupy_or_skip()
+    x = distinct((2, 7, 3, 4)).astype(np.float32)
+    dout = np.random.default_rng(3).standard_normal((2, 3, 3, 4)).astype(np.float32)
+    layer = MaxPoolChannels(3, 2)
+    expected_out, expected_dx = layer(x), layer.backward(dout)
+    with npcnn.use_backend("cupy"):
+        out = layer(cupy.asarray(x))
+        dx = layer.backward(cupy.asarray(dout))
+    assert isinstance(out, cupy.ndarray) and isinstance(dx, cupy.ndarray) and dx.dtype == np.float32
+    np.testing.assert_array_equal(cupy.asnumpy(out), expected_out)
+    np.testing.assert_array_equal(cupy.asnumpy(dx), expected_dx)
