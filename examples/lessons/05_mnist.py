@@ -71,9 +71,11 @@ print(f"{dataset_name}: {len(y_train):,} training, {len(y_val):,} validation (he
 # LeNet-5 takes 32x32 inputs; `padding=2` on its first convolution gives MNIST's 28x28 digits the
 # same field. Each step is forward, loss, backward, update:
 #
-# $$\theta \leftarrow \theta - \eta\,\hat m_t / (\sqrt{\hat v_t} + \epsilon)\qquad\text{(Adam)}$$
+# $$\theta \leftarrow \theta - \eta_t\,\hat m_t / (\sqrt{\hat v_t} + \epsilon)\qquad\text{(Adam)}$$
 #
-# with the gradient $\nabla_\theta L$ computed by the layers' own `backward` methods.
+# with the gradient $\nabla_\theta L$ computed by the layers' own `backward` methods, and the rate
+# $\eta_t$ decayed from $3 \cdot 10^{-3}$ to 0 along a cosine over the run (lesson 7): the last
+# epochs take small steps and settle instead of rattling around the minimum.
 
 # %%
 model = models.lenet5(num_classes=len(classes), padding=2)
@@ -82,6 +84,7 @@ loss_fn = nn.CrossEntropyLoss()
 optimizer = optim.Adam(model.parameters(), lr=3e-3)
 epochs = 3 if quick else 10
 train_loader = data.DataLoader((x_train, y_train), batch_size=64, shuffle=True, seed=0)
+schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(train_loader))
 val_loader = data.DataLoader((x_val, y_val), batch_size=1000)
 
 step_losses, epoch_rows = [], []
@@ -89,6 +92,7 @@ for epoch in range(1, epochs + 1):
     model.train()
     for batch in train_loader:
         step_losses.append(train.train_step(model, loss_fn, optimizer, batch))
+        schedule.step()
     train_metrics = train.evaluate(model, data.DataLoader((x_train[:5000], y_train[:5000]), batch_size=1000),
                                    loss_fn=loss_fn)
     val_metrics = train.evaluate(model, val_loader, loss_fn=loss_fn)
