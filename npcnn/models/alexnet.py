@@ -127,20 +127,63 @@ class ZFNet(nn.Sequential):
 
 
 def alexnet(num_classes=1000, in_channels=3, dropout=0.5):
+    """AlexNet, torchvision's single-tower variant (Krizhevsky, "One weird trick for parallelizing
+    convolutional neural networks", 2014) of Krizhevsky, Sutskever & Hinton, "ImageNet
+    Classification with Deep Convolutional Neural Networks", 2012; torchvision's layout and keys.
+
+    Stages: conv 11x11/4 (64) - ReLU - max pool 3x3/2 - conv 5x5 (192) - ReLU - max pool 3x3/2 -
+    conv 3x3 (384) - conv 3x3 (256) - conv 3x3 (256), each with ReLU - max pool 3x3/2 (6x6) -
+    adaptive avg pool 6x6 - dropout - fc 4096 - dropout - fc 4096 - fc num_classes.
+    Native input 3x224x224: 61,100,840 parameters, 714,188,480 multiply-adds.
+    Deviations from the 2012 paper: 64, 192, 384, 256, 256 filters instead of 96, 256, 384, 384,
+    256; one tower, no two-GPU grouping; no local response normalization; padding 2 on the first
+    layer for 224x224 inputs. The published network is :func:`alexnet_original`.
+
+    Args:
+        num_classes (int, default 1000): outputs of the last layer (each class adds 4096 + 1
+            parameters).
+        in_channels (int, default 3): input channels.
+        dropout (float, default 0.5): drop probability before fc6 and fc7.
+    """
     return AlexNet(num_classes, in_channels, dropout)
 
 
 def alexnet_original(num_classes=1000, in_channels=3, dropout=0.5):
-    """AlexNet as published in 2012 (see :class:`AlexNetOriginal`): 96 first-layer filters, LRN,
-    two-group convolutions for the two GPUs, 227x227 input; 60,965,224 parameters, 724.4M MACs.
+    """AlexNet as published (Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep
+    Convolutional Neural Networks", NIPS 2012, Fig. 2): 96 first-layer filters, local response
+    normalization, the two GPUs as two-group convolutions (see :class:`AlexNetOriginal`).
+
+    Stages: conv 11x11/4 (96, 55x55) - ReLU - LRN - max pool 3x3/2 (27x27) - conv 5x5, 2 groups
+    (256) - ReLU - LRN - max pool 3x3/2 (13x13) - conv 3x3 (384) - conv 3x3, 2 groups (384) -
+    conv 3x3, 2 groups (256), each with ReLU - max pool 3x3/2 (6x6) - fc 4096 - dropout - fc 4096
+    - dropout - fc num_classes.
+    Native input 3x227x227: 60,965,224 parameters, 724,406,816 multiply-adds.
+    Deviations: the paper's text says 224x224 inputs, which only give 55x55 after the 11x11/4
+    layer with 227 (or padding); initialization is npcnn's default, not N(0, 0.01) with biases 1.
 
     Args:
-        num_classes: outputs of fc8 (1,000 for ImageNet).
-        in_channels: channels of the input image.
-        dropout: drop probability of the dropout after fc6 and fc7.
+        num_classes (int, default 1000): outputs of fc8 (each class adds 4096 + 1 parameters).
+        in_channels (int, default 3): input channels (grouping starts at conv2, so any count works).
+        dropout (float, default 0.5): drop probability after fc6 and fc7.
     """
     return AlexNetOriginal(num_classes, in_channels, dropout)
 
 
 def zfnet(num_classes=1000, in_channels=3, dropout=0.5):
+    """ZFNet (Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", 2013;
+    Fig. 3): AlexNet with a 7x7/2 first layer and a 5x5/2 second layer, on 224x224 inputs.
+
+    Stages: conv 7x7/2 (96, 110x110) - ReLU - max pool 3x3/2 (55x55) - LRN - conv 5x5/2 (256,
+    26x26) - ReLU - max pool 3x3/2 (13x13) - LRN - conv 3x3 (384) - conv 3x3 (384) - conv 3x3 (256),
+    each with ReLU - max pool 3x3/2 (6x6) - dropout - fc 4096 - dropout - fc 4096 - fc num_classes.
+    Native input 3x224x224: 62,357,608 parameters, 1,168,032,896 multiply-adds.
+    Deviations: the paper's "contrast normalization across feature maps" is read as AlexNet's
+    local response normalization; ceil_mode pooling gives the figure's 55 and 13; single tower.
+
+    Args:
+        num_classes (int, default 1000): outputs of the last layer (each class adds 4096 + 1
+            parameters).
+        in_channels (int, default 3): input channels.
+        dropout (float, default 0.5): drop probability before fc6 and fc7.
+    """
     return ZFNet(num_classes, in_channels, dropout)
