@@ -164,8 +164,3 @@ GRADCHECK_CASES = [
     _loss_case("BCELoss after Sigmoid", nn.BCELoss, "prob", before=nn.Sigmoid),
     _loss_case("BCEWithLogitsLoss", nn.BCEWithLogitsLoss, "prob"),
 ]
-
-
-def _inputs(case, seed):
-    """``case.inputs(seed)``; kept until tests/test_layer_contract.py uses the public method."""
-    return case.inputs(seed)
