@@ -19,7 +19,7 @@ import numpy as np
 from .. import backend, nn
 from ..models import densenet, fcn, lenet, mobilenet, resnet, senet
 from ..models.googlenet import BasicConv2d, Inception  # (npcnn.models.googlenet is the function)
-from ..nn import composition, conv, dropout, norm, pooling
+from ..nn import channel_pool, composition, conv, dropout, norm, pooling
 from ..nn.blocks import SqueezeExcitation
 from .gradcheck_table import FixedIndices, GradcheckCase, LossAsModule
 
@@ -92,6 +92,8 @@ GRADCHECK_CASES = [
     GradcheckCase("AvgPool1d(2)", lambda: pooling.AvgPool1d(2), (2, 3, 8)),
     GradcheckCase("LPPool2d(2, 2)", lambda: pooling.LPPool2d(2, 2), (2, 3, 6, 6)),
     GradcheckCase("LPPool1d(2, 3)", lambda: pooling.LPPool1d(2, 3), (2, 3, 9)),
+    GradcheckCase("MaxPoolChannels(2)", lambda: channel_pool.MaxPoolChannels(2), (2, 6, 3, 3)),
+    GradcheckCase("MaxPoolChannels(3, stride 1)", lambda: channel_pool.MaxPoolChannels(3, stride=1), (2, 5, 4)),
     GradcheckCase("AdaptiveAvgPool2d((2, 3))", lambda: pooling.AdaptiveAvgPool2d((2, 3)), (2, 3, 7, 7)),
     GradcheckCase("GlobalAvgPool2d", lambda: pooling.GlobalAvgPool2d(), (2, 3, 5, 5)),
     # normalization and regularization
@@ -162,8 +164,3 @@ GRADCHECK_CASES = [
     _loss_case("BCELoss after Sigmoid", nn.BCELoss, "prob", before=nn.Sigmoid),
     _loss_case("BCEWithLogitsLoss", nn.BCEWithLogitsLoss, "prob"),
 ]
-
-
-def _inputs(case, seed):
-    """``case.inputs(seed)``; kept until tests/test_layer_contract.py uses the public method."""
-    return case.inputs(seed)

@@ -3,6 +3,7 @@
 from . import init, utils
 from .activation import ELU, GELU, Hardswish, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh
 from .blocks import SqueezeExcitation
+from .channel_pool import MaxPoolChannels
 from .composition import Add, Concat, Residual
 from .container import Flatten, Identity, ModuleDict, ModuleList, ParameterList, Reshape, Sequential, Unflatten
 from .conv import Conv1d, Conv2d, ConvTranspose2d
