@@ -143,7 +143,8 @@ class ParameterList(Module):
 
     def __repr__(self):
         body = self.extra_repr()
-        return f"ParameterList(\n{body}\n)" if body else "ParameterList()"
+        # PyTorch indents a multi-line extra_repr by two more spaces than the parentheses
+        return "ParameterList(\n  " + body.replace("\n", "\n  ") + "\n)" if body else "ParameterList()"
 
 
 class Sequential(ModuleList):

@@ -101,11 +101,12 @@ class Optimizer:
 
     # ------------------------------------------------------------------ the update
 
-    def zero_grad(self):
-        """Forget every gradient (``p.grad = None``, PyTorch's ``set_to_none=True``)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every gradient: ``p.grad = None`` (PyTorch's default ``set_to_none=True``), or
+        with ``set_to_none=False`` fill the existing gradient arrays with zeros."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None
+                p.zero_grad(set_to_none=set_to_none)
 
     def step(self):
         """Apply one update to every trainable parameter that has a gradient."""
