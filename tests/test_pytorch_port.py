@@ -703,3 +703,12 @@ def test_12_print_conv_without_padding_matches_pytorch(capsys):
     ours = _printed([cnn_npcnn_model()], capsys)
     torch = torch_or_skip()
     assert ours == _printed([cnn_torch_model(torch)], capsys)
+
+
+def test_04_to_takes_a_pytorch_dtype_or_a_name():
+    assert nn.Linear(2, 2).to("float64").weight.dtype == np.float64
+    with pytest.raises(TypeError, match=r"Linear.to: 'bogus' is neither a device .* nor a dtype"):
+        nn.Linear(2, 2).to("bogus")
+    torch = torch_or_skip()
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).to(torch.float64)
+    assert model[0].weight.dtype == np.float64 and model[1].num_batches_tracked.dtype.kind == "i"
