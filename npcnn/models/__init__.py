@@ -28,15 +28,20 @@ checked by ``tests/test_models_docs.py``; where Keras ships the same architectur
 count differs (see :mod:`npcnn.models.counting`).
 """
 
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..nn.module import Module
+from ..nn.summary import LayerProfile, Profile, layer_macs, profile, summary
 from .alexnet import AlexNet, ZFNet, alexnet, zfnet
 from .counting import batchnorm_channels, biasless_conv_channels, keras_parameter_count
-from .densenet import DenseLayer, DenseNet, densenet121, densenet169, densenet201, dense_block, transition
+from .densenet import DenseLayer, DenseNet, dense_block, densenet121, densenet169, densenet201, transition
 from .fcn import FCN8s, SkipFusion, bilinear_kernel_, convolutionize, fcn8s, fcn_tiny
 from .googlenet import BasicConv2d, GoogLeNet, Inception, googlenet
 from .lenet import LeNet5, lenet5
 from .mlp import mlp
 from .mobilenet import InvertedResidual, MobileNetV2, mobilenet_v2
-from ..nn.summary import LayerProfile, Profile, layer_macs, profile, summary
 from .resnet import (
     BasicBlock,
     Bottleneck,
@@ -63,7 +68,7 @@ from .senet import SEBottleneck, se_resnet50
 from .vgg import VGG, vgg11, vgg13, vgg16, vgg19
 
 # name -> constructor; every one accepts keyword arguments such as num_classes and in_channels
-MODELS = {
+MODELS: dict[str, Callable[..., Module]] = {
     "lenet5": lenet5,
     "alexnet": alexnet,
     "zfnet": zfnet,
@@ -102,19 +107,19 @@ INPUT_SHAPES.update({"lenet5": (1, 32, 32), "fcn_tiny": (3, 64, 64)})
 INPUT_SHAPES.update({f"{kind}{depth}": (3, 32, 32) for kind in ("resnet", "plain") for depth in (20, 32, 44, 56, 110)})
 
 
-def list_models():
+def list_models() -> list[str]:
     """The names ``get_model`` accepts, sorted."""
     return sorted(MODELS)
 
 
-def get_model(name, **kwargs):
+def get_model(name: str, **kwargs: Any) -> Any:
     """Build the model called ``name`` (see ``list_models()``), passing ``kwargs`` on."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(list_models())}")
     return MODELS[name](**kwargs)
 
 
-def input_shape(name):
+def input_shape(name: str) -> tuple[int, ...]:
     """The native input shape (C, H, W) of the model called ``name``."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(list_models())}")

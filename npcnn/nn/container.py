@@ -160,7 +160,7 @@ class Sequential(ModuleList):
     ``Sequential(OrderedDict(conv1=a, relu1=b))`` names them.
     """
 
-    def __init__(self, *modules: Module) -> None:
+    def __init__(self, *modules: Any) -> None:
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], (OrderedDict, dict)):
             for name, module in modules[0].items():

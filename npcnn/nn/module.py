@@ -31,7 +31,7 @@ import contextlib
 import functools
 import weakref
 from collections import OrderedDict, deque, namedtuple
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import numpy as np
 
@@ -195,6 +195,9 @@ class Module:
     _backward_call: Optional[_Call]
     _dropped_pass: Optional[int]
     training: bool
+
+    if TYPE_CHECKING:  # children, parameters and buffers are plain attributes set through __setattr__
+        def __getattr__(self, name: str) -> Any: ...
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
