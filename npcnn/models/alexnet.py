@@ -74,8 +74,10 @@ class ZFNet(nn.Sequential):
 
 
 def alexnet(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> nn.Module:
+    """AlexNet (:class:`AlexNet`) with ``num_classes`` outputs, ``in_channels`` inputs and dropout ``dropout``."""
     return AlexNet(num_classes, in_channels, dropout)
 
 
 def zfnet(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> nn.Module:
+    """ZFNet (:class:`ZFNet`) with ``num_classes`` outputs, ``in_channels`` inputs and dropout ``dropout``."""
     return ZFNet(num_classes, in_channels, dropout)

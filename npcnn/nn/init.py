@@ -80,14 +80,17 @@ def normal_(tensor: Any, mean: float = 0.0, std: float = 1.0) -> Any:
 
 
 def constant_(tensor: Any, val: float) -> Any:
+    """Fill ``tensor`` (a Parameter or an array) with ``val`` in place; returns it."""
     return _fill(tensor, val)
 
 
 def zeros_(tensor: Any) -> Any:
+    """Fill ``tensor`` with zeros in place; returns it."""
     return _fill(tensor, 0.0)
 
 
 def ones_(tensor: Any) -> Any:
+    """Fill ``tensor`` with ones in place; returns it."""
     return _fill(tensor, 1.0)
 
 
@@ -99,6 +102,7 @@ def xavier_uniform_(tensor: Any, gain: float = 1.0) -> Any:
 
 
 def xavier_normal_(tensor: Any, gain: float = 1.0) -> Any:
+    """Glorot & Bengio (2010), normal: N(0, gain^2 * 2 / (fan_in + fan_out))."""
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
@@ -111,6 +115,7 @@ def kaiming_uniform_(tensor: Any, a: float = 0.0, mode: str = "fan_in", nonlinea
 
 
 def kaiming_normal_(tensor: Any, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Any:
+    """He et al. (2015), normal: N(0, gain^2 / fan), fan from ``mode``; ``a`` is the leaky-ReLU slope."""
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std)
 
