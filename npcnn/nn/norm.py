@@ -33,7 +33,8 @@ class _BatchNorm(Module):
     running averages that evaluation uses (without them evaluation uses the batch's statistics).
     """
 
-    _ndims, _layout = (), ""
+    _ndims: tuple[int, ...] = ()
+    _layout = ""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
                  track_running_stats: bool = True, *, bias: bool = True) -> None:

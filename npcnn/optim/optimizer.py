@@ -43,7 +43,7 @@ class Optimizer:
         defaults: the hyperparameters of every group that does not set its own.
     """
 
-    state_keys = ()
+    state_keys: tuple[str, ...] = ()
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
