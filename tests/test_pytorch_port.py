@@ -712,3 +712,54 @@ def test_04_to_takes_a_pytorch_dtype_or_a_name():
     torch = torch_or_skip()
     model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).to(torch.float64)
     assert model[0].weight.dtype == np.float64 and model[1].num_batches_tracked.dtype.kind == "i"
+
+
+# ---------------------------------------------------------------------------------------------
+# The small known differences the README lists, each pinned so the list stays true
+# ---------------------------------------------------------------------------------------------
+
+def test_difference_all_ignored_targets_give_zero_not_nan():
+    logits = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    y = np.full(3, -100)
+    loss_fn = nn.CrossEntropyLoss()
+    assert loss_fn(logits, y).item() == 0.0 and not loss_fn.backward().any()
+    torch = torch_or_skip()
+    assert math.isnan(torch.nn.CrossEntropyLoss()(torch.from_numpy(logits), torch.from_numpy(y)).item())
+
+
+def test_difference_optimizers_need_a_positive_eps():
+    params = list(nn.Linear(2, 2).parameters())
+    for make in (optim.Adam, optim.AdamW, optim.RMSprop, optim.Adagrad):
+        with pytest.raises(ValueError, match="eps"):
+            make(params, eps=0.0)
+
+
+def test_difference_two_top_level_calls_before_backward_is_an_error():
+    model, loss_fn = nn.Linear(3, 2), nn.MSELoss()
+    x1, x2, target = np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32), np.zeros((2, 2), np.float32)
+    loss_fn(model(x1), target)
+    g1 = loss_fn.backward()
+    model(x2)  # a second forward pass from user code
+    with pytest.raises(RuntimeError, match="Linear.backward: the gradient it was given comes from"):
+        model.backward(g1)
+    loss_fn(model(x1), target)
+    g1 = loss_fn.backward()
+    with npcnn.no_grad():  # the way to run an extra forward in between: it records nothing
+        model(x2)
+    assert model.backward(g1).shape == x1.shape
+
+
+def test_difference_scaling_a_loss_value_warns_and_leaves_the_gradient():
+    logits, y = _data((4,), 4, n=3)
+    loss_fn = nn.CrossEntropyLoss()
+    loss = loss_fn(logits, y)
+    with pytest.warns(UserWarning, match="backward"):
+        loss / 2
+    np.testing.assert_allclose(loss_fn.backward(0.5) * 2, _ce_grad(logits, y), rtol=1e-6)
+
+
+def _ce_grad(logits, y):
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1.0
+    return p / len(y)
