@@ -2,6 +2,7 @@
 
     lenet5                                   LeNet-5 (1998)
     alexnet, zfnet                           AlexNet (2012), ZFNet (2013)
+    alexnet_original                         AlexNet as published (two groups, LRN, 227x227)
     vgg11, vgg13, vgg16, vgg19               VGG (2014)
     googlenet                                Inception v1 (2014)
     resnet18 .. resnet152                    ResNet, ImageNet (2015)
@@ -32,16 +33,16 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..nn.module import Module
-from ..nn.summary import LayerProfile, Profile, layer_macs, profile, summary
-from .alexnet import AlexNet, ZFNet, alexnet, zfnet
+from .alexnet import AlexNet, AlexNetOriginal, ZFNet, alexnet, alexnet_original, zfnet
 from .counting import batchnorm_channels, biasless_conv_channels, keras_parameter_count
-from .densenet import DenseLayer, DenseNet, dense_block, densenet121, densenet169, densenet201, transition
+from .densenet import DenseLayer, DenseNet, densenet121, densenet169, densenet201, dense_block, transition
 from .fcn import FCN8s, SkipFusion, bilinear_kernel_, convolutionize, fcn8s, fcn_tiny
 from .googlenet import BasicConv2d, GoogLeNet, Inception, googlenet
 from .lenet import LeNet5, lenet5
 from .mlp import mlp
 from .mobilenet import InvertedResidual, MobileNetV2, mobilenet_v2
+from ..nn.module import Module
+from ..nn.summary import LayerProfile, Profile, layer_macs, profile, summary
 from .resnet import (
     BasicBlock,
     Bottleneck,
@@ -71,6 +72,7 @@ from .vgg import VGG, vgg11, vgg13, vgg16, vgg19
 MODELS: dict[str, Callable[..., Module]] = {
     "lenet5": lenet5,
     "alexnet": alexnet,
+    "alexnet_original": alexnet_original,
     "zfnet": zfnet,
     "vgg11": vgg11,
     "vgg13": vgg13,
@@ -103,7 +105,7 @@ MODELS: dict[str, Callable[..., Module]] = {
 
 # the input each model is built for (channels, height, width), for summaries and tests
 INPUT_SHAPES = {name: (3, 224, 224) for name in MODELS}
-INPUT_SHAPES.update({"lenet5": (1, 32, 32), "fcn_tiny": (3, 64, 64)})
+INPUT_SHAPES.update({"lenet5": (1, 32, 32), "fcn_tiny": (3, 64, 64), "alexnet_original": (3, 227, 227)})
 INPUT_SHAPES.update({f"{kind}{depth}": (3, 32, 32) for kind in ("resnet", "plain") for depth in (20, 32, 44, 56, 110)})
 
 

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 from .. import backend, nn
 from ..grad_mode import no_grad
-from ..nn.summary import model_dtype
+from ..nn.utils import model_dtype
 from .vgg import vgg16
 
 
