@@ -2,7 +2,8 @@
 
 * real data: :func:`mnist`, :func:`fashion_mnist`, :func:`cifar10` -> :class:`ImageDataset`
   (files found via ``root=`` / ``NPCNN_DATA`` / ``~/.cache/npcnn`` or downloaded, checksummed);
-* synthetic data: :func:`shapes` (images and segmentation masks), :func:`signals` (1-D);
+* synthetic data: :func:`shapes` (images and segmentation masks), :func:`signals` (1-D),
+  :func:`synthetic_digits` (MNIST-like digits rendered from fonts and distorted);
 * batching: :class:`DataLoader`, :class:`TensorDataset`;
 * augmentation: :mod:`npcnn.data.transforms`.
 """
@@ -21,3 +22,4 @@ from .download import ChecksumError, DatasetNotFoundError, cache_dir
 from .idx import CorruptFileError, read_idx
 from .loader import DataLoader, TensorDataset
 from .synthetic import SHAPE_CLASSES, SIGNAL_CLASSES, shapes, signals
+from .synthetic_digits import synthetic_digits
