@@ -148,7 +148,7 @@ print(f"max |dL/dx - (dL/dH dF/dx + dL/dH)| = {err_formula:.1e}; relative error 
 # order and SGD settings, and compare their training losses.
 
 # %%
-STEPS, WIDTH, BATCH = (60, 4, 32) if quick else (600, 8, 64)
+STEPS, WIDTH, BATCH = (60, 4, 32) if quick else (400, 8, 32)
 
 
 def load_digits(n=2000):
