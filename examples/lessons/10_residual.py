@@ -219,25 +219,21 @@ savefig(fig, out, "degradation.png")
 # forward pass, so the logits are in the hundreds.)
 
 # %%
-def clusters(seed=0, dim=32, classes=10):
-    gen = np.random.default_rng(seed)
-    centres = gen.standard_normal((classes, dim)).astype(np.float32)
-
-    def batch(n=64):
-        y = gen.integers(0, classes, n)
-        return centres[y] + 0.5 * gen.standard_normal((n, dim)).astype(np.float32), y
-    return batch
+cluster_gen = np.random.default_rng(0)                      # ten Gaussian clusters in 32 dimensions
+cluster_y = cluster_gen.integers(0, 10, 4096)
+cluster_x = (cluster_gen.standard_normal((10, 32))[cluster_y]
+             + 0.5 * cluster_gen.standard_normal((4096, 32))).astype(np.float32)
 
 
 def train_deep(clip, steps=60 if quick else 300, lr=0.1):
     npcnn.manual_seed(0)
     model = deep_mlp(20, 32, "relu", init="he", scale=1.5)
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    loss_fn, batches, history, first_norm = nn.CrossEntropyLoss(), clusters(), [], None
+    loss_fn, order, history, first_norm = nn.CrossEntropyLoss(), np.random.default_rng(1), [], None
     with np.errstate(all="ignore"):                # the unclipped run overflows on purpose
         for _ in range(steps):
-            x, y = batches()
-            history.append(float(loss_fn(model(x), y)))
+            batch = order.choice(len(cluster_x), 64, replace=False)
+            history.append(float(loss_fn(model(cluster_x[batch]), cluster_y[batch])))
             model.backward(loss_fn.backward())
             norm = clip_grad_norm_(model.parameters(), clip) if clip else clip_grad_norm_(model.parameters(), np.inf)
             first_norm = norm if first_norm is None else first_norm
