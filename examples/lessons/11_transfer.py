@@ -56,7 +56,7 @@ quick, out = setup("11_transfer", "transfer learning, the whole decision table")
 PER_CLASS = {"few": 3, "many": 200 if quick else 1000}
 SOURCE_N, SOURCE_STEPS = (3000, 200) if quick else (30000, 1500)
 STEPS = {"few": 60, "many": 160} if quick else {"few": 200, "many": 800}
-DRAWS = {"few": 3, "many": 1} if quick else {"few": 5, "many": 2}    # label draws averaged per cell
+DRAWS = {"few": 3, "many": 1} if quick else {"few": 4, "many": 1}    # label draws averaged per cell
 N_TEST = 500 if quick else 5000
 
 # %% [markdown]
