@@ -153,7 +153,8 @@ STEPS, WIDTH, BATCH = (60, 4, 32) if quick else (400, 8, 32)
 
 def load_digits(n=2000):
     try:
-        images, labels = mnist(train=True, normalize=True, download=False)[:n]
+        digits = mnist(train=True, normalize=True, download=False)
+        images, labels = digits.images[:n], digits.labels[:n]
         source = "MNIST"
     except DatasetNotFoundError:
         print("MNIST not found (set NPCNN_DATA); using synthetic digits instead")
