@@ -93,9 +93,11 @@ print("||dL/dx|| / ||dL/dlogits||\n" + flow_table)
 # of norm below 1); at depth 20 practically nothing reaches the input. tanh ($\tanh' \le 1$) and
 # ReLU (derivative 0 or 1) lose less per layer, but with PyTorch's default initialization, whose
 # weights are too small to preserve the norm (the initialization lesson's topic), they too shrink
-# geometrically with depth. The residual nets keep the ratio of order 1 at every depth. (With
-# ReLU it even grows slowly: every block adds its branch to the identity, and with nothing to
-# normalize them the variances add up. BatchNorm in the branch, as in ResNet, keeps that in check.)
+# geometrically with depth. The residual nets keep the ratio away from zero at every depth:
+# sigmoid's stays near 0.6. With tanh and ReLU it even *grows* with depth (for ReLU to about 10 at
+# depth 20 and to thousands at depth 50, full mode): every block adds its branch to the identity,
+# and with nothing to normalize them the variances add up, the opposite failure. ResNet keeps it
+# in check with BatchNorm in every branch, as in the CIFAR nets below.
 
 # %% [markdown]
 # ## Why: $\partial L/\partial x = \partial L/\partial H \,(\partial F/\partial x + 1)$
