@@ -4,9 +4,11 @@ The lectures' second way to get more data is to **synthesize** it. :func:`synthe
 an MNIST-like training set without a single handwritten sample:
 
 1. every digit 0-9 is rendered with every font file matplotlib ships that has all ten digits
-   (DejaVu Sans / Serif / Mono in their weights and slants, STIX, Computer Modern: about 25 fonts),
+   (DejaVu Sans / Serif / Mono in their weights and slants, STIX, Computer Modern: 22 fonts with
+   matplotlib 3.11),
    through matplotlib's FreeType wrapper (``matplotlib.ft2font``), into a grayscale bitmap;
-2. the stroke is thickened by a random amount (0-2 pixels of dilation at twice the output scale);
+2. the stroke is thickened by a random amount (by default 0 or 1 pixel of dilation at twice the
+   output scale);
 3. each sample gets a random affine map (rotation, shear, anisotropic scale) about the glyph's
    centre of mass, which lands near the image centre as in MNIST (the digit fits a 20 x 20 box
    of the 28 x 28 image), and a random **elastic distortion** (Simard et al. 2003): a random
