@@ -5,8 +5,8 @@ an MNIST-like training set without a single handwritten sample:
 
 1. every digit 0-9 is rendered with every font file matplotlib ships that has all ten digits
    (DejaVu Sans / Serif / Mono in their weights and slants, STIX, Computer Modern: 22 fonts with
-   matplotlib 3.11),
-   through matplotlib's FreeType wrapper (``matplotlib.ft2font``), into a grayscale bitmap;
+   matplotlib 3.11), through matplotlib's FreeType wrapper (``matplotlib.ft2font``), into a
+   grayscale bitmap;
 2. the stroke is thickened by a random amount (by default 0 or 1 pixel of dilation at twice the
    output scale);
 3. each sample gets a random affine map (rotation, shear, anisotropic scale) about the glyph's
