@@ -146,8 +146,8 @@ print(f"max |dL/dx - (dL/dH dF/dx + dL/dH)| = {err_formula:.1e}; relative error 
 # 20-layer one (so it is not overfitting: the deeper net fails to fit even the training set), and
 # that residual versions of the same depths did not suffer from it. We train the CIFAR family of
 # `npcnn.models` (6n + 2 layers, BatchNorm, three stages) on MNIST digits downscaled to 16 x 16
-# (channels 4, 8, 16 instead of the paper's 16, 32, 64), all four nets with the same seed, batch
-# order and SGD settings, and compare their training losses.
+# (channels 4, 8, 16 in quick mode, 8, 16, 32 in full mode; the paper has 16, 32, 64), all four
+# nets with the same seed, batch order and SGD settings, and compare their training losses.
 
 # %%
 STEPS, WIDTH, BATCH = (60, 4, 32) if quick else (400, 8, 32)
