@@ -2,8 +2,7 @@
 
 * real data: :func:`mnist`, :func:`fashion_mnist`, :func:`cifar10` -> :class:`ImageDataset`
   (files found via ``root=`` / ``NPCNN_DATA`` / ``~/.cache/npcnn`` or downloaded, checksummed);
-* synthetic data: :func:`shapes` (images and segmentation masks), :func:`signals` (1-D),
-  :func:`synthetic_digits` (MNIST-like digits rendered from fonts and distorted);
+* synthetic data: :func:`shapes` (images and segmentation masks), :func:`signals` (1-D);
 * batching: :class:`DataLoader`, :class:`TensorDataset`;
 * augmentation: :mod:`npcnn.data.transforms`.
 """

@@ -1,4 +1,4 @@
-"""Optimizers (SGD, Adagrad, RMSprop, Adam, AdamW), learning-rate schedules and weight penalties."""
+"""Optimizers (SGD, Adagrad, RMSprop, Adam, AdamW) and learning-rate schedules."""
 
 from . import lr_scheduler
 from .adagrad import Adagrad
