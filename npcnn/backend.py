@@ -45,7 +45,12 @@ def _import_cupy():
 
 
 def set_backend(name):
-    """Make ``name`` ("numpy" or "cupy") the array library for new arrays and parameters."""
+    """Make ``name`` ("numpy" or "cupy") the array library for new arrays and parameters.
+
+    Existing arrays stay where they are (move a model with ``model.to()``); the random generator
+    is replaced by a fresh one of the new library (seeded by the last ``manual_seed``). Raises
+    RuntimeError with what to do when CuPy is missing or sees no GPU.
+    """
     if name not in _BACKENDS:
         raise ValueError(f"unknown backend {name!r}; expected one of {_BACKENDS}")
     if name == _state["name"]:
@@ -105,7 +110,13 @@ def to_numpy(a):
 
 
 def asarray(a, dtype=None):
-    """``a`` as an array of the active backend (moved to the GPU under CuPy)."""
+    """``a`` as an array of the active backend (moved to the GPU under CuPy).
+
+    Args:
+        a (array-like): a NumPy or CuPy array, or anything ``numpy.asarray`` takes.
+        dtype (default None): the result's dtype; None keeps ``a``'s. No copy is made when ``a``
+            already is an array of the backend in that dtype (it is returned as it is).
+    """
     module = xp()
     if module is np:
         return np.asarray(to_numpy(a), dtype=dtype)
@@ -145,7 +156,11 @@ def default_dtype(dtype):
 def manual_seed(seed):
     """Seed npcnn's random generator: initializers, dropout, shuffling and augmentation.
 
-    With a fixed seed a whole run is deterministic on the NumPy backend.
+    With a fixed seed a whole run is deterministic on the NumPy backend. The same seed gives
+    different numbers on NumPy and CuPy (their generators differ).
+
+    Args:
+        seed (int): any integer >= 0; the generator is ``xp.random.default_rng(seed)``.
     """
     seed = int(seed)
     _state["seed"] = seed
@@ -197,7 +212,16 @@ def set_rng_state(state):
 
 
 def scatter_add(a, indices, values):
-    """In place ``a[indices] += values``, adding repeated indices (unbuffered)."""
+    """In place ``a[indices] += values``, adding repeated indices (unbuffered).
+
+    Plain ``a[indices] += values`` keeps only one of the values of a repeated index; this adds
+    them all (``np.add.at`` / ``cupyx.scatter_add``), what a backward through a gather needs.
+
+    Args:
+        a (array): the array added into, modified in place.
+        indices: anything ``a[indices]`` accepts (integer arrays, slices, a tuple of them).
+        values (array or scalar): broadcast to the shape of ``a[indices]``.
+    """
     if is_cupy_array(a):
         import cupyx
 
@@ -207,13 +231,30 @@ def scatter_add(a, indices, values):
 
 
 def as_strided(x, shape, strides):
-    """A strided view of ``x`` (read-only use: windows overlap, so never write through it)."""
+    """A strided view of ``x`` (read-only use: windows overlap, so never write through it).
+
+    Args:
+        x (array): the array viewed (no copy is made).
+        shape (tuple of ints): the view's shape.
+        strides (tuple of ints): the view's strides in bytes, one per axis of ``shape``
+            (e.g. ``x.strides`` of the axes a window steps over).
+    """
     module = get_array_module(x)
     return module.lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
 
 
 def sliding_window_view(x, window_shape, axis=None):
-    """Read-only view of all windows of ``window_shape`` over ``axis`` (NumPy's semantics)."""
+    """Read-only view of all windows of ``window_shape`` over ``axis`` (NumPy's semantics).
+
+    Args:
+        x (array): the array viewed (no copy is made).
+        window_shape (int or tuple of ints): the window size along each axis of ``axis``.
+        axis (int or tuple of ints, default None): the axes the windows slide over; None: all.
+
+    Returns:
+        A view of shape ``x.shape`` with each windowed axis shortened to ``n - w + 1``, followed
+        by ``window_shape`` (stride 1: subsample the result for a strided window).
+    """
     if is_cupy_array(x):
         import cupy
 
@@ -222,7 +263,11 @@ def sliding_window_view(x, window_shape, axis=None):
 
 
 def fft_module(x=None):
-    """The FFT module for ``x``'s library: ``scipy.fft`` or ``cupyx.scipy.fft``."""
+    """The FFT module for ``x``'s library: ``scipy.fft`` or ``cupyx.scipy.fft``.
+
+    ``x`` None: the active backend's. scipy.fft (not numpy.fft) keeps float32 in float32 and
+    takes ``workers=``; cupyx's lacks ``workers``, so a kernel passes it only on NumPy.
+    """
     if (x is not None and is_cupy_array(x)) or (x is None and get_backend() == "cupy"):
         import cupyx.scipy.fft
 
@@ -233,7 +278,8 @@ def fft_module(x=None):
 
 
 def next_fast_len(n):
-    """Smallest length >= n that a real FFT handles quickly (a product of 2, 3 and 5)."""
+    """Smallest length >= n that a real FFT handles quickly (a product of 2, 3 and 5), for
+    zero-padding an FFT convolution; the same on both backends."""
     import scipy.fft
 
     return scipy.fft.next_fast_len(int(n), real=True)

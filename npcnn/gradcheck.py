@@ -13,6 +13,12 @@ gradient magnitude in that tensor:
 
 (an element-wise ratio would blow up on entries that are zero up to rounding). In float64 with
 eps = 1e-6 a correct backward gives about 1e-9 or better; a wrong one gives 1e-2 or worse.
+
+``check_module(module, x, dtype=np.float32)`` checks the float32 backward against the float64
+central differences at the same point: the error is then float32's rounding (1e-7 to 1e-5), and
+the default tolerance ``TOLERANCES["float32"]`` is 1e-4. ``check_function`` checks a pure kernel
+pair, ``check_loss`` a loss; ``npcnn.diagnostics.gradcheck_all`` runs the registry of every
+layer and block (``python -m npcnn gradcheck --all``).
 """
 
 import copy
@@ -23,9 +29,15 @@ import numpy as np
 
 from . import backend
 
+# The default tolerance of each checked precision (relative error; see the module docstring)
+TOLERANCES = {"float64": 1e-6, "float32": 1e-4}
+
 
 @dataclass
 class TensorCheck:
+    """The check of one tensor: its ``name`` ("input", "weight", "0.bias" ...), ``shape``, the
+    relative and absolute errors (see the module docstring) and how many entries were ``checked``."""
+
     name: str
     shape: tuple
     rel_error: float
@@ -44,10 +56,12 @@ class GradcheckReport:
 
     @property
     def max_rel_error(self):
+        """The largest relative error over the tensors (0.0 for a check of no tensor)."""
         return max((t.rel_error for t in self.tensors), default=0.0)
 
     @property
     def ok(self):
+        """True when every tensor's relative error is below ``tol``."""
         return self.max_rel_error < self.tol
 
     def __str__(self):
@@ -59,6 +73,7 @@ class GradcheckReport:
         return "\n".join(lines)
 
     def assert_ok(self):
+        """Raise AssertionError with the whole report when the check failed; else return self."""
         if not self.ok:
             raise AssertionError(str(self))
         return self
@@ -82,6 +97,15 @@ def numerical_gradient(f, array, indices, eps=1e-6):
     """Central-difference dL/darray at ``indices`` (flat), perturbing ``array`` in place.
 
     ``array`` may be a non-contiguous view; each entry is restored after use.
+
+    Args:
+        f (callable): ``f() -> float``, the scalar L computed from the current ``array``.
+        array (float64 array): the variable, perturbed in place (one entry at a time).
+        indices (sequence of ints): flat indices into ``array`` to differentiate.
+        eps (float, default 1e-6): the step: (f(a + eps) - f(a - eps)) / (2 eps).
+
+    Returns:
+        float64 NumPy array of len(indices): the numerical derivatives.
     """
     grad = np.zeros(len(indices))
     for k, flat in enumerate(indices):
@@ -99,65 +123,104 @@ def numerical_gradient(f, array, indices, eps=1e-6):
 def _compare(name, analytic, array, f, eps, max_entries, generator):
     indices = _indices(array, max_entries, generator)
     numeric = numerical_gradient(f, array, indices, eps)
-    analytic = backend.to_numpy(analytic).reshape(-1)[indices]
+    analytic = backend.to_numpy(analytic).astype(np.float64).reshape(-1)[indices]
     rel, absolute = _relative_error(analytic, numeric)
     return TensorCheck(name, tuple(array.shape), rel, absolute, len(indices))
 
 
-def check_module(module, *inputs, eps=1e-6, tol=1e-6, seed=0, max_entries=None,
+def check_module(module, *inputs, dtype=np.float64, eps=1e-6, tol=None, seed=0, max_entries=None,
                  check_inputs=True, copy_module=True):
-    """Gradient-check ``module`` at ``inputs``, for every input and trainable parameter.
+    """Gradient-check ``module`` at ``inputs``, for every input and trainable parameter, with the
+    backward computed in ``dtype``.
 
-    The module is copied and cast to float64 (pass ``copy_module=False`` to check it as is);
-    inputs are cast to float64, keeping an input that already is float64 as the same object,
-    so a non-contiguous view stays non-contiguous. Random layers (dropout) see the same random
-    numbers in every evaluation: the generator is reseeded before each forward and restored at
-    the end. ``max_entries`` checks a random subset of each large tensor.
-    Returns a :class:`GradcheckReport`; call ``.assert_ok()`` in tests.
+    The module is copied and cast to ``dtype``, the inputs are cast to ``dtype``, and one forward
+    and backward (dout = a fixed random projection R) give the analytic gradients. The reference
+    is the central difference of L = sum(out * R) computed in float64: for ``dtype`` float64 by
+    the same module, for a lower precision by a float64 copy of the ``dtype`` module at the very
+    same (``dtype``-representable) values, so the reported error is the rounding error of the
+    ``dtype`` backward alone, not finite-difference noise. Random layers (dropout) see the same
+    random numbers in every evaluation: the generator is reseeded before each forward and
+    restored at the end. The check also fails if ``backward`` modified its ``dout`` in place.
+
+    Args:
+        module (Module): the layer or block; it is left untouched unless ``copy_module=False``.
+        *inputs (arrays): one array per argument of ``module``'s forward. In float64 an input
+            that already is float64 is used as the same object, so a non-contiguous view stays
+            non-contiguous.
+        dtype (default float64): the precision of the checked backward. float64 checks the
+            formulas (a correct backward gives about 1e-9); float32 measures what float32
+            arithmetic costs them (about 1e-7 to 1e-5).
+        eps (float, default 1e-6): the central-difference step, in the units of the perturbed
+            entry. Raise it only for a gradient that is nearly 0 by construction, where the
+            rounding error of the difference (~1e-16 |L| / eps) dominates.
+        tol (float, default None): the largest relative error that passes;
+            None: ``TOLERANCES[dtype]`` (1e-6 for float64, 1e-4 for float32).
+        seed (int, default 0): seeds R, the entry subsets, and (as seed + 1) the random layers.
+        max_entries (int, default None): check a random subset of that many entries of each
+            larger tensor (None: every entry).
+        check_inputs (bool, default True): False checks only the parameters.
+        copy_module (bool, default True): False checks ``module`` itself (it must already be
+            in ``dtype``; its gradients and random state are changed).
+
+    Returns:
+        GradcheckReport: one TensorCheck per input ("input", or "input0", "input1" ...) and per
+        trainable parameter (named as in ``named_parameters``); call ``.assert_ok()`` in tests.
     """
     start = time.perf_counter()
-    if copy_module:
-        module = copy.deepcopy(module).to(np.float64)
-    xs = [backend.asarray(x, dtype=np.float64) for x in inputs]
+    dtype = np.dtype(dtype)
+    tol = TOLERANCES.get(dtype.name, 1e-4) if tol is None else tol
+    low = copy.deepcopy(module).to(dtype) if copy_module else module
+    ref = low if dtype == np.float64 else copy.deepcopy(low).to(np.float64)
+    xs_low = [backend.asarray(x, dtype=dtype) for x in inputs]
+    xs_ref = xs_low if dtype == np.float64 else [x.astype(np.float64) for x in xs_low]
+    title = type(module).__name__ if dtype == np.float64 else f"{type(module).__name__} ({dtype.name})"
+    report = GradcheckReport(title, tol=tol)
     saved_state = backend.get_rng_state()
     generator = np.random.default_rng(seed)
     try:
-        def forward():
+        def forward(net, xs):
             backend.manual_seed(seed + 1)
-            return module(*xs)
+            return net(*xs)
 
-        out = forward()
-        projection = backend.asarray(generator.standard_normal(out.shape))
+        projection = backend.asarray(generator.standard_normal(forward(low, xs_low).shape))
+        dxs = _backward(low, forward, xs_low, projection.astype(dtype))
 
         def loss():
-            return float((forward() * projection).sum())
+            return float((forward(ref, xs_ref) * projection).sum())
 
-        module.zero_grad()
-        forward()
-        dout = projection.copy()
-        dxs = module.backward(dout)
-        if not bool((dout == projection).all()):
-            raise AssertionError(f"{type(module).__name__}.backward modified dout in place")
-        if len(xs) == 1:
-            dxs = (dxs,)
-        report = GradcheckReport(f"{type(module).__name__}", tol=tol)
+        pairs = []
         if check_inputs:
-            for i, (x, dx) in enumerate(zip(xs, dxs)):
-                report.tensors.append(_compare(f"input{i if len(xs) > 1 else ''}", dx, x, loss, eps,
-                                               max_entries, generator))
-        for name, param in module.named_parameters():
-            if not param.requires_grad:
-                continue
-            grad = param.grad if param.grad is not None else param.data * 0
-            report.tensors.append(_compare(name, grad, param.data, loss, eps, max_entries, generator))
+            pairs += [(f"input{i if len(xs_ref) > 1 else ''}", dx, x) for i, (dx, x) in enumerate(zip(dxs, xs_ref))]
+        for (name, p_low), p_ref in zip(low.named_parameters(), ref.parameters()):
+            if p_low.requires_grad:
+                pairs.append((name, p_low.grad if p_low.grad is not None else p_low.data * 0, p_ref.data))
+        for name, analytic, array in pairs:
+            report.tensors.append(_compare(name, analytic, array, loss, eps, max_entries, generator))
     finally:
         backend.set_rng_state(saved_state)
     report.seconds = time.perf_counter() - start
     return report
 
 
+def _backward(module, forward, xs, dout):
+    """zero_grad, forward, backward(dout): the analytic gradients of the inputs, as a tuple
+    (one per input); raises if backward modified ``dout`` in place (it may feed two branches)."""
+    module.zero_grad()
+    forward(module, xs)
+    sent = dout.copy()
+    dxs = module.backward(sent)
+    if not bool((sent == dout).all()):
+        raise AssertionError(f"{type(module).__name__}.backward modified dout in place")
+    return (dxs,) if len(xs) == 1 else dxs
+
+
 def check_loss(loss_fn, pred, target, eps=1e-6, tol=1e-6):
-    """Gradient-check a loss: ``loss_fn(pred, target)`` is a float, ``loss_fn.backward()`` its dpred."""
+    """Gradient-check a loss: ``loss_fn(pred, target)`` is a float, ``loss_fn.backward()`` its dpred.
+
+    ``pred`` is cast to float64 and every entry is checked; ``target`` is passed as it is.
+    ``eps`` is the central-difference step, ``tol`` the relative error that passes. Returns a
+    GradcheckReport with one tensor, "pred".
+    """
     start = time.perf_counter()
     pred = backend.asarray(pred, dtype=np.float64)
     loss_fn(pred, target)
@@ -176,6 +239,16 @@ def check_function(forward, backward, arrays, names=None, eps=1e-6, tol=1e-6, se
 
     ``forward(*arrays) -> (out, cache)`` and ``backward(dout, cache) -> tuple of gradients``, one
     per array (None for an array not differentiated). Arrays are float64 and perturbed in place.
+
+    Args:
+        forward, backward (callables): the kernel pair, e.g. ``conv2d_forward`` with its
+            options bound by a lambda, and ``conv2d_backward``.
+        arrays (list of float64 arrays): the differentiable arguments of ``forward``.
+        names (list of str, default None): report names; None: "arg0", "arg1", ...
+        eps (float, default 1e-6): the central-difference step.
+        tol (float, default 1e-6): the relative error that passes.
+        seed (int, default 0): seeds the projection R (L = sum(out * R)) and the entry subsets.
+        max_entries (int, default None): check a random subset of each larger array.
     """
     start = time.perf_counter()
     generator = np.random.default_rng(seed)
@@ -195,4 +268,5 @@ def check_function(forward, backward, arrays, names=None, eps=1e-6, tol=1e-6, se
     return report
 
 
-__all__ = ["check_module", "check_loss", "check_function", "numerical_gradient", "GradcheckReport"]
+__all__ = ["check_module", "check_loss", "check_function", "numerical_gradient", "GradcheckReport", "TensorCheck",
+           "TOLERANCES"]

@@ -95,3 +95,83 @@ def test_uint8_converted_per_batch_and_transform_applied():
     np.testing.assert_allclose(xb, (x[:4] / 255.0 - 0.5) / 0.5, rtol=1e-6, atol=1e-6)
     raw = next(iter(DataLoader((x, y), batch_size=4)))[0]
     assert raw.dtype == np.uint8
+
+
+@pytest.mark.parametrize("bad", [2.7, 2.0, "all", 0, -3, True, None, np.float64(4)])
+def test_bad_batch_size_is_a_clear_error(bad):
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"DataLoader: batch_size must be a positive int, got"):
+        DataLoader((x, y), batch_size=bad)
+
+
+def test_numpy_int_batch_size_is_fine():
+    x, y = _data()
+    assert DataLoader((x, y), batch_size=np.int64(4)).batch_size == 4
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"shuffle": "yes"}, TypeError, "DataLoader: shuffle must be True or False"),
+    ({"drop_last": 1}, TypeError, "DataLoader: drop_last must be True or False"),
+    ({"to_float": "no"}, TypeError, "DataLoader: to_float must be True or False"),
+    ({"pin_memory": "cuda"}, TypeError, "DataLoader: pin_memory must be True or False"),
+    ({"num_workers": -1}, ValueError, "DataLoader: num_workers must be an int >= 0"),
+    ({"num_workers": 1.5}, ValueError, "DataLoader: num_workers must be an int >= 0"),
+    ({"timeout": -1}, ValueError, "DataLoader: timeout must be"),
+    ({"prefetch_factor": 0}, ValueError, "DataLoader: prefetch_factor"),
+    ({"sampler": [0, 1], "shuffle": True}, ValueError, "sampler and shuffle=True are mutually exclusive"),
+    ({"sampler": 5}, TypeError, "DataLoader: sampler must be an iterable"),
+    ({"collate_fn": 5}, TypeError, "DataLoader: collate_fn must be callable"),
+    ({"transform": "flip"}, TypeError, "DataLoader: transform must be callable"),
+    ({"seed": 1, "generator": 2}, ValueError, "seed or generator, not both"),
+    ({"seed": 1.5}, TypeError, "DataLoader: seed must be None, an int seed or a numpy.random.Generator"),
+    ({"generator": "torch"}, TypeError, "DataLoader: generator must be None, an int seed"),
+])
+def test_bad_arguments_name_the_loader_and_the_argument(kwargs, error, match):
+    x, y = _data()
+    with pytest.raises(error, match=match):
+        DataLoader((x, y), batch_size=2, **kwargs)
+
+
+@pytest.mark.parametrize("dataset, match", [
+    ({"x": np.zeros(3)}, "a dict is not a dataset"),
+    ((i for i in range(3)), "generators are not supported"),
+    ({1, 2, 3}, "map-style dataset"),
+])
+def test_non_datasets_are_refused(dataset, match):
+    with pytest.raises(TypeError, match=match):
+        DataLoader(dataset, shuffle=True)
+
+
+def test_pytorch_worker_arguments_are_accepted_and_change_nothing():
+    x, y = _data(13)
+    plain = [b[1].tolist() for b in DataLoader((x, y), batch_size=4, shuffle=True, seed=3)]
+    called = []
+    loader = DataLoader((x, y), batch_size=4, shuffle=True, seed=3, num_workers=4, pin_memory=True,
+                        persistent_workers=True, prefetch_factor=2, timeout=10,
+                        worker_init_fn=lambda worker_id: called.append(worker_id))
+    assert [b[1].tolist() for b in loader] == plain and not called
+
+
+def test_generator_argument_is_pytorchs_name_for_the_seed():
+    x, y = _data(13)
+    a = [b[1].tolist() for b in DataLoader((x, y), batch_size=4, shuffle=True, seed=3)]
+    b = [b[1].tolist() for b in DataLoader((x, y), batch_size=4, shuffle=True, generator=3)]
+    c = [b[1].tolist() for b in DataLoader((x, y), 4, True, generator=np.random.default_rng(3))]
+    assert a == b == c
+
+
+def test_range_and_list_of_pairs_are_map_style_datasets():
+    assert [b.tolist() for b in DataLoader(range(5), batch_size=2)] == [[0, 1], [2, 3], [4]]
+    pairs = [(np.full(2, i), i) for i in range(3)]
+    xb, yb = next(iter(DataLoader(pairs, batch_size=3)))
+    assert xb.shape == (3, 2) and yb.tolist() == [0, 1, 2]
+
+
+def test_distributed_loader_checks_its_arguments_too():
+    import npcnn.distributed as dist
+
+    x, y = _data()
+    with pytest.raises(TypeError, match="DataLoader: shuffle must be True or False"):
+        dist.DistributedDataLoader((x, y), batch_size=2, shuffle="yes", num_replicas=2, rank=0, seed=0)
+    with pytest.raises(ValueError, match="DataLoader: batch_size must be a positive int"):
+        dist.DistributedDataLoader((x, y), batch_size=2.5, num_replicas=2, rank=0, seed=0)

@@ -12,8 +12,8 @@ import pytest
 
 import npcnn
 from npcnn import nn
-from npcnn.diagnostics import (GRADCHECK_CASES, GradcheckCase, Table, check_module_dtype, deep_mlp,
-                               gradcheck_all, init_weights_, record)
+from npcnn.diagnostics import GRADCHECK_CASES, GradcheckCase, Table, deep_mlp, gradcheck_all, init_weights_, record
+from npcnn.gradcheck import TOLERANCES, check_module
 from npcnn.nn import composition
 from npcnn.optim import SGD
 
@@ -231,8 +231,47 @@ def test_gradcheck_all_catches_a_wrong_backward():
 def test_float32_check_measures_float32_rounding():
     npcnn.manual_seed(0)
     layer = nn.Linear(20, 10)
-    report = check_module_dtype(layer, _x((4, 20)).astype(np.float64), dtype=np.float32)
+    report = check_module(layer, _x((4, 20)).astype(np.float64), dtype=np.float32)
     assert report.ok and 1e-9 < report.max_rel_error < 1e-5  # float32 rounding: well above float64's
+    assert report.tol == TOLERANCES["float32"] == 1e-4 and report.title == "Linear (float32)"
+    assert layer.weight.dtype == np.float32 and layer.weight.grad is None  # the module itself untouched
+    exact = check_module(layer, _x((4, 20)).astype(np.float64))
+    assert exact.tol == 1e-6 and exact.max_rel_error < 1e-8 < report.max_rel_error
+
+
+def test_float32_check_catches_a_wrong_backward_and_an_in_place_dout():
+    npcnn.manual_seed(0)
+    assert not check_module(_WrongTanh(), _x((4, 5)), dtype=np.float32).ok
+
+    class Scale(nn.Module):
+        """out = 2 x; a backward that doubles dout in place."""
+
+        def forward(self, x):
+            return 2.0 * x
+
+        def backward(self, dout):
+            dout *= 2.0
+            return dout
+
+    for dtype in (np.float64, np.float32):
+        with pytest.raises(AssertionError, match="modified dout in place"):
+            check_module(Scale(), _x((3, 4)), dtype=dtype)
+
+
+def test_registry_is_loaded_on_first_use_only():
+    """``import npcnn.diagnostics`` does not load the registry (which imports the model zoo's blocks)."""
+    code = ("import sys, npcnn.diagnostics as d; assert 'npcnn.diagnostics.gradcheck_zoo' not in sys.modules; "
+            "cases = d.GRADCHECK_CASES; assert 'npcnn.diagnostics.gradcheck_zoo' in sys.modules; print(len(cases))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) == len(GRADCHECK_CASES) > 60
+
+
+def test_case_inputs_are_seeded_float64():
+    case = GradcheckCase("two inputs", composition.Add, [(4, 5), (1, 5)])
+    a, b = case.inputs(0)
+    assert a.shape == (4, 5) and b.shape == (1, 5) and a.dtype == np.float64
+    np.testing.assert_array_equal(a, np.random.default_rng(1000).standard_normal((4, 5)))
+    assert not np.array_equal(case.inputs(1)[0], a)
 
 
 def _layer_classes():

@@ -12,7 +12,7 @@ import pytest
 
 import npcnn
 from npcnn import backend
-from npcnn.diagnostics.gradcheck_zoo import GRADCHECK_CASES, _inputs
+from npcnn.diagnostics import GRADCHECK_CASES
 from conftest import cupy_or_skip
 
 pytestmark = pytest.mark.gpu
@@ -25,7 +25,7 @@ def test_layer_on_cupy_matches_numpy(case):
     cupy_or_skip()
     npcnn.manual_seed(0)
     cpu = case.factory().float()
-    xs = [x.astype(np.float32) for x in _inputs(case, 0)]
+    xs = [x.astype(np.float32) for x in case.inputs(0)]
     gpu = copy.deepcopy(cpu)
     with npcnn.use_backend("cupy"):
         gpu.to()

@@ -270,3 +270,96 @@ def test_bad_arguments():
         S.CosineAnnealingLR(_opt(), 0)
     with pytest.raises(ValueError, match="warmup_steps"):
         S.LinearWarmup(S.StepLR(_opt(), 2), -1)
+
+
+BAD_SCHEDULES = [
+    (lambda o: S.ExponentialLR(o, gamma=-0.5), "ExponentialLR: invalid gamma -0.5; expected a finite number >= 0"),
+    (lambda o: S.ExponentialLR(o, gamma=math.nan), "ExponentialLR: invalid gamma nan"),
+    (lambda o: S.StepLR(o, step_size=2, gamma=-0.1), "StepLR: invalid gamma -0.1"),
+    (lambda o: S.StepLR(o, step_size=2.5), "StepLR: invalid step_size 2.5; expected an integer >= 1"),
+    (lambda o: S.MultiStepLR(o, milestones=[2, -1]), "MultiStepLR: invalid milestone -1"),
+    (lambda o: S.MultiStepLR(o, milestones=[2], gamma=-2), "MultiStepLR: invalid gamma -2"),
+    (lambda o: S.ExponentialDecayLR(o, k=-1.0), "ExponentialDecayLR: invalid k -1.0"),
+    (lambda o: S.InverseTimeLR(o, k=math.inf), "InverseTimeLR: invalid k inf"),
+    (lambda o: S.LinearLR(o, start_factor=-0.5), "LinearLR: invalid start_factor -0.5"),
+    (lambda o: S.LinearLR(o, end_factor=math.nan), "LinearLR: invalid end_factor nan"),
+    (lambda o: S.CosineAnnealingLR(o, T_max=10, eta_min=-1e-3), "CosineAnnealingLR: invalid eta_min -0.001"),
+    (lambda o: S.OneCycleLR(o, max_lr=-4e-3, total_steps=10), "OneCycleLR: invalid max_lr -0.004; expected"),
+    (lambda o: S.OneCycleLR(o, max_lr=math.nan, total_steps=10), "OneCycleLR: invalid max_lr nan"),
+    (lambda o: S.OneCycleLR(o, max_lr=0.1, total_steps=10, div_factor=0), "OneCycleLR: invalid div_factor 0"),
+    (lambda o: S.OneCycleLR(o, max_lr=0.1, total_steps=10, final_div_factor=-1),
+     "OneCycleLR: invalid final_div_factor -1"),
+    (lambda o: S.OneCycleLR(o, max_lr=0.1, total_steps=10, max_momentum=1.2), "OneCycleLR: invalid max_momentum 1.2"),
+    (lambda o: S.OneCycleLR(o, max_lr=0.1, epochs=-2, steps_per_epoch=469), "OneCycleLR: invalid epochs -2"),
+    (lambda o: S.OneCycleLR(o, max_lr=0.1, total_steps=10, pct_start=1.5), "OneCycleLR: invalid pct_start 1.5"),
+    (lambda o: S.OneCycleLR(o, max_lr=[0.1, 0.2], total_steps=10), "OneCycleLR: 2 max_lr values for 1 parameter"),
+    (lambda o: S.ReduceLROnPlateau(o, factor=-0.5), r"ReduceLROnPlateau: invalid factor -0.5; .*in \[0, 1\)"),
+    (lambda o: S.ReduceLROnPlateau(o, factor=1.0), r"ReduceLROnPlateau: invalid factor 1.0"),
+    (lambda o: S.ReduceLROnPlateau(o, min_lr=-1.0), "ReduceLROnPlateau: invalid min_lr -1.0"),
+    (lambda o: S.ReduceLROnPlateau(o, patience=-1), "ReduceLROnPlateau: invalid patience -1"),
+    (lambda o: S.LinearWarmup(S.StepLR(o, 2), 3, start_factor=math.nan), "LinearWarmup: invalid start_factor nan"),
+    (lambda o: S.LinearWarmup(S.StepLR(o, 2), 2.5), "LinearWarmup: invalid warmup_steps 2.5"),
+    (lambda o: S.LinearWarmup(o, 3), "LinearWarmup: expected a learning-rate scheduler"),
+    (lambda o: S.StepLR(o, 2, last_epoch=-5), "StepLR: invalid last_epoch -5"),
+]
+
+
+@pytest.mark.parametrize("make,message", BAD_SCHEDULES)
+def test_a_schedule_that_would_write_a_bad_rate_is_rejected_at_construction(make, message):
+    opt = _opt(0.1, momentum=0.9)
+    with pytest.raises(ValueError if "expected a learning-rate" not in message else TypeError, match=message):
+        make(opt)
+    assert opt.param_groups[0]["lr"] == 0.1  # nothing written
+
+
+# ----------------------------------------------------------------------------- warm-up without shifting, timescale
+
+
+@pytest.mark.parametrize("make", [lambda o: S.CosineAnnealingLR(o, T_max=12), lambda o: S.StepLR(o, 2, 0.5),
+                                  lambda o: S.OneCycleLR(o, max_lr=1.0, total_steps=12, cycle_momentum=False)])
+def test_warmup_without_delay_keeps_the_schedule_in_place(make):
+    W, T = 4, 12
+    warm = S.LinearWarmup(make(_opt()), warmup_steps=W, start_factor=0.2, delay=False)
+    plain = _lrs(make(_opt()), T)
+    values = _lrs(warm, T)
+    expected = [plain[t] * (0.2 + 0.8 * t / W) for t in range(W)] + plain[W:]
+    np.testing.assert_allclose(values[:W], expected[:W], rtol=1e-14)
+    assert values[W:] == plain[W:]  # identical from the end of the warm-up on: nothing shifted
+    # the default still delays the schedule by W steps (documented)
+    delayed = _lrs(S.LinearWarmup(make(_opt()), warmup_steps=W, start_factor=0.2), T + W)
+    assert delayed[W:] == plain
+
+
+def test_warmup_without_delay_state_dict_and_errors():
+    a = S.LinearWarmup(S.CosineAnnealingLR(_opt(), T_max=10), warmup_steps=3, delay=False)
+    for _ in range(2):
+        a.step()
+    b = S.LinearWarmup(S.CosineAnnealingLR(_opt(), T_max=10), warmup_steps=3)
+    b.load_state_dict(a.state_dict())
+    assert b.delay is False and _lrs(a, 6) == _lrs(b, 6)
+    old = S.LinearWarmup(S.StepLR(_opt(), 2), warmup_steps=3).state_dict()
+    del old["delay"]  # a checkpoint written before the option existed
+    c = S.LinearWarmup(S.StepLR(_opt(), 2), warmup_steps=3, delay=False)
+    c.load_state_dict(old)
+    assert c.delay is True
+    with pytest.raises(ValueError, match="delay=False needs a closed-form schedule"):
+        S.LinearWarmup(S.ReduceLROnPlateau(_opt()), 3, delay=False)
+    with pytest.raises(ValueError, match="LinearWarmup: invalid delay 'no'"):
+        S.LinearWarmup(S.StepLR(_opt(), 2), 3, delay="no")
+
+
+def test_inverse_sqrt_timescale():
+    values = _lrs(S.InverseSqrtLR(_opt(), timescale=50), 400)
+    np.testing.assert_allclose(values, [0.1 / math.sqrt(1 + t / 50) for t in range(400)], rtol=1e-15)
+    assert values[150] == pytest.approx(0.05, rel=1e-15)  # halved at 3 * timescale
+    assert values[1] / values[0] > 0.99  # not the 29% drop of timescale=1 after one step
+    assert _lrs(S.InverseSqrtLR(_opt()), 2)[1] == pytest.approx(0.1 / math.sqrt(2))
+    with pytest.raises(ValueError, match="InverseSqrtLR: invalid timescale 0"):
+        S.InverseSqrtLR(_opt(), timescale=0)
+
+
+def test_transformer_schedule_from_warmup_and_inverse_sqrt():
+    W = 8
+    values = _lrs(S.LinearWarmup(S.InverseSqrtLR(_opt(1.0), timescale=W), W, start_factor=0.0), 60)
+    expected = [min(t / W, math.sqrt(W / t)) if t else 0.0 for t in range(60)]  # Vaswani et al.'s, peak 1
+    np.testing.assert_allclose(values, expected, rtol=1e-14)

@@ -91,19 +91,19 @@ def test_adam_against_a_scalar_reference(cls, wd, amsgrad):
 def test_adam_first_step_moves_by_lr():
     # bias correction makes the first step lr * sign(g) (up to eps), whatever |g| is
     p = _param([0.0, 0.0])
-    _run(optim.Adam([p], lr=0.01, eps=0.0), [p], [[[1e-3, -50.0]]])
+    _run(optim.Adam([p], lr=0.01, eps=1e-300), [p], [[[1e-3, -50.0]]])
     np.testing.assert_allclose(p.data, [-0.01, 0.01], rtol=1e-12)
 
 
 def test_adagrad_and_rmsprop_by_hand():
     p = _param([1.0])
-    _run(optim.Adagrad([p], lr=0.5, lr_decay=0.1, eps=0.0), [p], [[[2.0]], [[1.0]]])
+    _run(optim.Adagrad([p], lr=0.5, lr_decay=0.1, eps=1e-300), [p], [[[2.0]], [[1.0]]])
     p1 = 1.0 - 0.5 * 2.0 / math.sqrt(4.0)
     p2 = p1 - 0.5 / 1.1 * 1.0 / math.sqrt(5.0)
     assert p.data[0] == pytest.approx(p2, abs=1e-15)
 
     p = _param([1.0])
-    _run(optim.RMSprop([p], lr=0.1, alpha=0.5, eps=0.0, centered=True), [p], [[[2.0]], [[1.0]]])
+    _run(optim.RMSprop([p], lr=0.1, alpha=0.5, eps=1e-300, centered=True), [p], [[[2.0]], [[1.0]]])
     v1, a1 = 0.5 * 4.0, 0.5 * 2.0
     p1 = 1.0 - 0.1 * 2.0 / math.sqrt(v1 - a1 * a1)
     v2, a2 = 0.5 * v1 + 0.5 * 1.0, 0.5 * a1 + 0.5 * 1.0
@@ -395,3 +395,66 @@ def test_manual_seed_makes_training_deterministic():
 
     for a, b in zip(run(), run()):
         np.testing.assert_array_equal(a, b)
+
+
+BAD_HYPERPARAMETERS = [
+    (optim.SGD, {"lr": math.nan}, "SGD: invalid lr nan; expected a finite number >= 0"),
+    (optim.SGD, {"lr": math.inf}, "SGD: invalid lr inf"),
+    (optim.SGD, {"lr": "0.1"}, "SGD: invalid lr '0.1'"),
+    (optim.SGD, {"momentum": 1.5}, r"SGD: invalid momentum 1.5; expected a finite number in \[0, 1\)"),
+    (optim.SGD, {"momentum": 1.0}, r"invalid momentum 1.0; expected a finite number in \[0, 1\)"),
+    (optim.SGD, {"momentum": 0.9, "dampening": 1.0}, r"SGD: invalid dampening 1.0; .* in \[0, 1\)"),
+    (optim.SGD, {"weight_decay": -1e-4}, "SGD: invalid weight_decay -0.0001; expected a finite number >= 0"),
+    (optim.SGD, {"weight_decay": math.nan}, "SGD: invalid weight_decay nan"),
+    (optim.SGD, {"momentum": 0.9, "nesterov": "yes"}, "SGD: invalid nesterov 'yes'; expected True or False"),
+    (optim.RMSprop, {"alpha": 2.0}, r"RMSprop: invalid alpha 2.0; expected a finite number in \[0, 1\)"),
+    (optim.RMSprop, {"eps": 0.0}, "RMSprop: invalid eps 0.0; expected a finite number > 0"),
+    (optim.RMSprop, {"momentum": -0.5}, r"RMSprop: invalid momentum -0.5"),
+    (optim.Adam, {"betas": (0.9, 1.5)}, r"Adam: invalid betas\[1\] 1.5; expected a finite number in \[0, 1\)"),
+    (optim.Adam, {"betas": (math.nan, 0.999)}, r"Adam: invalid betas\[0\] nan"),
+    (optim.Adam, {"betas": (0.9,)}, "Adam: invalid betas"),
+    (optim.Adam, {"eps": -1e-8}, "Adam: invalid eps -1e-08; expected a finite number > 0"),
+    (optim.AdamW, {"weight_decay": math.inf}, "AdamW: invalid weight_decay inf"),
+    (optim.AdamW, {"lr": -1e-3}, "AdamW: invalid lr -0.001"),
+    (optim.Adagrad, {"lr_decay": -0.1}, "Adagrad: invalid lr_decay -0.1"),
+    (optim.Adagrad, {"initial_accumulator_value": math.nan}, "Adagrad: invalid initial_accumulator_value nan"),
+    (optim.Adagrad, {"eps": 0}, "Adagrad: invalid eps 0; expected a finite number > 0"),
+]
+
+
+@pytest.mark.parametrize("cls,kwargs,message", BAD_HYPERPARAMETERS)
+def test_every_hyperparameter_is_checked(cls, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        cls([_param([1.0])], **kwargs)
+    # the same check guards a parameter group's own values
+    with pytest.raises(ValueError, match=message):
+        cls([{"params": [_param([1.0])]}, {"params": [_param([2.0])], **kwargs}])
+
+
+def test_edges_of_the_ranges_are_accepted():
+    p = _param([1.0])
+    optim.SGD([p], lr=0.0, momentum=0.0, dampening=0.0, weight_decay=0.0)
+    optim.SGD([p], lr=np.float32(0.1), momentum=0.999, dampening=0.5)
+    optim.Adam([p], betas=(0.0, 0.0), eps=1e-300)
+    optim.RMSprop([p], alpha=0.0, momentum=0.0)
+
+
+def test_a_module_or_a_state_dict_instead_of_parameters_says_what_to_pass():
+    model = nn.Linear(2, 3)
+    with pytest.raises(TypeError, match=r"got the module Linear itself; pass its parameters: "
+                                        r"SGD\(model.parameters\(\), \.\.\.\)"):
+        optim.SGD(model, lr=0.1)
+    with pytest.raises(TypeError, match="Adam: .*got a dict.*pass model.parameters()"):
+        optim.Adam(model.state_dict())
+    with pytest.raises(TypeError, match="RMSprop: params must be an iterable of Parameters .*got int"):
+        optim.RMSprop(3)
+
+
+def test_load_state_dict_rejects_a_saved_nan_learning_rate_and_changes_nothing():
+    p = _param([1.0])
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    sd = opt.state_dict()
+    sd["param_groups"][0]["lr"] = math.nan
+    with pytest.raises(ValueError, match="SGD: invalid lr nan"):
+        opt.load_state_dict(sd)
+    assert opt.param_groups[0]["lr"] == 0.1

@@ -261,8 +261,15 @@ def test_nan_guard_names_epoch_batch_and_first_bad_layer():
         guard = train.TerminateOnNaN(anomaly_detection=anomaly)
         with pytest.raises(train.NonFiniteLossError, match=f"the loss is nan at epoch 2, batch 3.*{expected}"):
             train.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), ShuffleLoader(x, y, 20),
-                      epochs=3, callbacks=[Poison(), guard], verbose=0)
+                      epochs=3, callbacks=[Poison(), guard], verbose=0, check_finite=False)
         assert all(not m._forward_hooks for m in model.modules())  # the hooks are gone
+    # with the default check the Trainer raises first, and the callback's hooks still go away
+    model = mlp()
+    guard = train.TerminateOnNaN(anomaly_detection=True)
+    with pytest.raises(train.NonFiniteLossError, match="the loss is nan at epoch 2, batch 3 .*2.weight"):
+        train.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), ShuffleLoader(x, y, 20),
+                  epochs=3, callbacks=[Poison(), guard], verbose=0)
+    assert all(not m._forward_hooks for m in model.modules())
 
 
 def test_early_stopping_and_restore_best_weights():
@@ -381,7 +388,8 @@ class _Terminal(io.StringIO):
 
 @pytest.mark.parametrize("stream,verbose,live", [(io.StringIO, 1, False), (_Terminal, 1, True), (_Terminal, 2, False),
                                                  (io.StringIO, 0, False)])
-def test_progress_output(stream, verbose, live):
+def test_progress_output(stream, verbose, live, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: the final line fits on one line
     x, y = blobs(60, seed=13)
     out = stream()
     model = mlp()

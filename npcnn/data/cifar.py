@@ -14,6 +14,7 @@ resolves only the handful of globals a pickled NumPy array needs and refuses eve
 """
 
 import io
+import math
 import pickle
 
 import numpy as np
@@ -23,17 +24,34 @@ from .idx import CorruptFileError
 try:  # NumPy >= 2 moved the implementation; old pickles still name numpy.core
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # pragma: no cover - NumPy 1.x
-    from numpy.core.multiarray import _reconstruct
+    from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
 
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_BATCHES = ["test_batch"]
 IMAGE_BYTES = 3 * 32 * 32
 
-# The only globals a CIFAR-10 pickle may name: rebuilding an ndarray (the first four) and
-# Python 3's protocol-2 spelling of a bytes object (``_codecs.encode(str, "latin1")``).
+
+
+def _frombuffer(buffer, dtype, shape, order):
+    """NumPy's protocol-5 array reconstruction (``numpy._core.numeric._frombuffer``), checked:
+    a plain bytes buffer of exactly the announced size, a non-object dtype, an int shape."""
+    if not isinstance(buffer, (bytes, bytearray)) or not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise pickle.UnpicklingError("refusing an array reconstruction that is not a plain numeric buffer")
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape) or order not in "CF":
+        raise pickle.UnpicklingError(f"refusing an array reconstruction with shape {shape!r}, order {order!r}")
+    if math.prod(shape) * dtype.itemsize != len(buffer):
+        raise pickle.UnpicklingError(f"array of shape {shape} {dtype} does not fit its {len(buffer)}-byte buffer")
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
+
+
+# The only globals a CIFAR-10 pickle may name: rebuilding an ndarray (protocols 2-4 with
+# ``_reconstruct``, protocol 5 with ``_frombuffer``, under NumPy 1's and NumPy 2's module names)
+# and Python 3's protocol-2 spelling of a bytes object (``_codecs.encode(str, "latin1")``).
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): __import__("codecs").encode,
@@ -44,6 +62,7 @@ class SafeUnpickler(pickle.Unpickler):
     """An Unpickler that refuses every global except those needed to rebuild a NumPy array."""
 
     def find_class(self, module, name):
+        """The allowed global ``module.name``; any other raises ``pickle.UnpicklingError``."""
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
@@ -85,7 +104,10 @@ def read_py_batch(path):
     data = np.asarray(data)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
         raise CorruptFileError(f"{path}: b'data' is {data.dtype} {data.shape}, expected uint8 (n, {IMAGE_BYTES})")
-    if not isinstance(labels, list) or not all(isinstance(v, int) and 0 <= v < 10 for v in labels):
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        labels = labels.tolist()  # a batch re-saved from NumPy
+    if not isinstance(labels, list) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10
+                                               for v in labels):
         raise CorruptFileError(f"{path}: b'labels' must be a list of ints in 0..9")
     if len(labels) != len(data):
         raise CorruptFileError(f"{path}: {len(data)} images but {len(labels)} labels")
@@ -119,8 +141,11 @@ def read_bin_batch(path):
 
 def read_bin_meta(path):
     """The class names in ``batches.meta.txt`` (binary version)."""
-    with open(path, encoding="ascii") as f:
-        return [line.strip() for line in f if line.strip()]
+    try:
+        with open(path, encoding="ascii") as f:
+            return [line.strip() for line in f if line.strip()]
+    except UnicodeDecodeError as err:
+        raise CorruptFileError(f"{path}: not an ASCII list of class names ({err})") from None
 
 
 def write_py_batch(path, images, labels, batch_label="fixture batch"):

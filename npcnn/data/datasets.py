@@ -15,34 +15,49 @@ import pathlib
 import shutil
 import tarfile
 import tempfile
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from .. import backend
 from . import cifar, download
+from ._checks import check_bool, check_image_dtype, check_root
+from .dataset import Dataset
 from .download import DatasetNotFoundError
 from .idx import CorruptFileError, read_idx
 
 
-class ImageDataset:
-    """One split of an image-classification dataset, held in memory.
+class ImageDataset(Dataset):
+    """One split of an image-classification dataset, held in memory (a map-style :class:`Dataset`).
 
     Attributes: ``images`` (N, C, H, W) uint8 or float, ``labels`` (N,) int64, ``classes``
     (list of class names, ``classes[label]``), ``name``, ``train`` (bool).
-    ``dataset[idx]`` returns ``(images[idx], labels[idx])`` for an int, slice or index array,
-    so a :class:`npcnn.data.DataLoader` takes a whole batch in one indexing.
+    ``dataset[idx]`` returns ``(images[idx], labels[idx])`` for an int, slice or index array
+    (``batch_indexing = True``), so a :class:`npcnn.data.DataLoader` takes a whole batch in one
+    indexing.
     """
 
+    batch_indexing = True
+
     def __init__(self, images, labels, classes, name="", train=True):
+        who = f"ImageDataset({name!r})" if name else "ImageDataset"
+        for what, a, ndims in (("images", images, (2, 3, 4)), ("labels", labels, (1,))):
+            if not hasattr(a, "ndim") or a.ndim not in ndims:
+                got = f"shape {tuple(a.shape)}" if hasattr(a, "shape") else type(a).__name__
+                raise ValueError(f"{who}: {what} must be an array of {' or '.join(f'{d}-D' for d in ndims)}, got {got}")
+        if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+            raise TypeError(f"{who}: classes must be a list of class names, got {type(classes).__name__}")
         if len(images) != len(labels):
-            raise ValueError(f"{name}: {len(images)} images but {len(labels)} labels")
+            raise ValueError(f"{who}: {len(images)} images but {len(labels)} labels")
         self.images, self.labels, self.classes = images, labels, list(classes)
         self.name, self.train = name, train
 
     def __len__(self):
+        """Number of images."""
         return len(self.labels)
 
     def __getitem__(self, idx):
+        """``(images[idx], labels[idx])`` for an int, slice or index array ``idx``."""
         return self.images[idx], self.labels[idx]
 
     def __repr__(self):
@@ -119,21 +134,48 @@ def _load_idx_pair(what, folders, mirrors, files, classes, root, train, normaliz
     return ImageDataset(images, labels.astype(np.int64), classes, name=what, train=train)
 
 
-def mnist(root=None, train=True, normalize=False, dtype=None, download=True):
-    """MNIST handwritten digits: 60000 train / 10000 test images (N, 1, 28, 28), labels 0-9.
+def _check_loader_args(who, root, train, normalize, dtype, download):
+    check_root(who, root)
+    check_bool(who, "train", train)
+    check_bool(who, "download", download)
+    return check_image_dtype(who, dtype, check_bool(who, "normalize", normalize))
 
-    ``normalize=False`` gives uint8 pixels 0..255; ``normalize=True`` floats in [0, 1] of ``dtype``
-    (default: npcnn's default float dtype). ``download=False`` never touches the network.
+
+def mnist(root: Optional[Union[str, os.PathLike]] = None, train: bool = True, normalize: bool = False,
+          dtype: Any = None, download: bool = True) -> ImageDataset:
+    """MNIST digits as uint8 pixels 0-255 (floats in [0, 1] with ``normalize=True``), labels 0-9.
+
+    60000 train / 10000 test handwritten digits (LeCun et al. 1998), images (N, 1, 28, 28).
+
+    Args:
+        root: folder holding the files (``<root>/mnist/`` or ``<root>/``); ``None`` searches
+            ``NPCNN_DATA`` and then ``~/.cache/npcnn`` (see :mod:`npcnn.data.download`).
+        train: the 60000-image training split (True) or the 10000-image test split (False).
+        normalize: False keeps the files' uint8 pixels 0-255 (4x less memory; a
+            :class:`DataLoader` with ``to_float=True`` converts per batch); True gives floats in [0, 1].
+        dtype: with ``normalize=True`` the float dtype (default: npcnn's default float dtype);
+            without, ``None`` keeps uint8 and a float or wide-enough int dtype converts 0-255 values.
+        download: fetch missing files from the mirrors (checksum-verified); False never touches
+            the network and raises :class:`DatasetNotFoundError` saying where files were looked for.
+
+    Returns:
+        An :class:`ImageDataset` with ``images`` (N, 1, 28, 28), ``labels`` (N,) int64 and
+        ``classes`` ``["0", ..., "9"]``.
     """
+    dtype = _check_loader_args("mnist", root, train, normalize, dtype, download)
     return _load_idx_pair("mnist", ["mnist", "MNIST"], MNIST_MIRRORS, MNIST_FILES, MNIST_CLASSES,
                           root, train, normalize, dtype, download)
 
 
-def fashion_mnist(root=None, train=True, normalize=False, dtype=None, download=True):
-    """Fashion-MNIST (Zalando): 60000 / 10000 grayscale 28 x 28 article photos, 10 classes.
+def fashion_mnist(root: Optional[Union[str, os.PathLike]] = None, train: bool = True, normalize: bool = False,
+                  dtype: Any = None, download: bool = True) -> ImageDataset:
+    """Fashion-MNIST as uint8 pixels 0-255 (floats in [0, 1] with ``normalize=True``), 10 classes.
 
-    Same arguments and layout as :func:`mnist`; class names in ``FASHION_MNIST_CLASSES``.
+    60000 train / 10000 test grayscale 28 x 28 article photos (Xiao et al. 2017, Zalando),
+    images (N, 1, 28, 28). Same arguments, layout and return value as :func:`mnist` (files in
+    ``<root>/fashion-mnist/``); class names in ``FASHION_MNIST_CLASSES``.
     """
+    dtype = _check_loader_args("fashion_mnist", root, train, normalize, dtype, download)
     return _load_idx_pair("fashion-mnist", ["fashion-mnist", "fashion_mnist", "FashionMNIST"], FASHION_MIRRORS,
                           FASHION_MNIST_FILES, FASHION_MNIST_CLASSES, root, train, normalize, dtype, download)
 
@@ -188,13 +230,17 @@ def _cifar_source(root, download_missing):
     return "py", _extract_cifar(archive)
 
 
-def cifar10(root=None, train=True, normalize=False, dtype=None, download=True):
-    """CIFAR-10: 50000 train / 10000 test colour images (N, 3, 32, 32), 10 classes.
+def cifar10(root: Optional[Union[str, os.PathLike]] = None, train: bool = True, normalize: bool = False,
+            dtype: Any = None, download: bool = True) -> ImageDataset:
+    """CIFAR-10 as uint8 pixels 0-255 (floats in [0, 1] with ``normalize=True``), 10 classes.
 
-    Reads the python version (``cifar-10-batches-py/``, unpickled safely) or the binary version
-    (``cifar-10-batches-bin/``), or unpacks / downloads ``cifar-10-python.tar.gz`` (md5-checked).
-    Arguments as in :func:`mnist`.
+    50000 train / 10000 test colour images (N, 3, 32, 32) (Krizhevsky 2009). Reads the python
+    version (``cifar-10-batches-py/``, unpickled safely: only NumPy's array reconstructions are
+    allowed) or the binary version (``cifar-10-batches-bin/``), or unpacks / downloads
+    ``cifar-10-python.tar.gz`` (md5-checked). Arguments and return value as in :func:`mnist`
+    (``train``: the five data batches, or the test batch); class names from ``batches.meta``.
     """
+    dtype = _check_loader_args("cifar10", root, train, normalize, dtype, download)
     kind, folder = _cifar_source(root, download)
     names = cifar.TRAIN_BATCHES if train else cifar.TEST_BATCHES
     images, labels = [], []
@@ -210,6 +256,8 @@ def cifar10(root=None, train=True, normalize=False, dtype=None, download=True):
         classes = cifar.read_bin_meta(meta) if kind == "bin" else cifar.read_py_meta(meta)
     else:
         classes = CIFAR10_CLASSES
-    images = np.concatenate(images) if len(images) > 1 else images[0]
-    labels = np.concatenate(labels) if len(labels) > 1 else labels[0]
-    return ImageDataset(_as_float(images, normalize, dtype), labels, classes, name="cifar10", train=train)
+    if len(classes) != 10:
+        raise CorruptFileError(f"cifar10: {meta} names {len(classes)} classes, expected the 10 of CIFAR-10")
+    all_images = np.concatenate(images) if len(images) > 1 else images[0]
+    all_labels = np.concatenate(labels) if len(labels) > 1 else labels[0]
+    return ImageDataset(_as_float(all_images, normalize, dtype), all_labels, classes, name="cifar10", train=train)

@@ -136,8 +136,18 @@ def download(urls, dest, sha256=None, md5=None, progress=True, opener=None):
 
     Each mirror is tried in turn; network errors and checksum mismatches move on to the next.
     If all fail, raises :class:`DatasetNotFoundError` listing each URL and why it failed (never a
-    bare ``urllib`` traceback). ``opener(url)`` returns a file-like response (default
-    ``urllib.request.urlopen``; tests pass their own, or use ``file://`` URLs).
+    bare ``urllib`` traceback). The file appears at ``dest`` only once complete and verified.
+
+    Args:
+        urls: one URL or a list of mirrors, tried in order.
+        dest: the file to write.
+        sha256, md5: expected hex digests (either, both or neither); a mismatch rejects the mirror.
+        progress: draw a progress bar on stderr.
+        opener: ``opener(url)`` returns a file-like response (default ``urllib.request.urlopen``
+            with a 60 s timeout; tests pass their own, or use ``file://`` URLs).
+
+    Returns:
+        ``dest`` as a ``pathlib.Path``.
     """
     opener = opener or (lambda url: urllib.request.urlopen(url, timeout=60))
     dest = pathlib.Path(dest)
@@ -157,6 +167,16 @@ def fetch(filename, folders, urls, root=None, download_missing=True, sha256=None
           what="dataset"):
     """The path of ``filename``: found on disk (:func:`locate`) or downloaded into the first
     sub-folder of ``folders`` under :func:`download_root`.
+
+    Args:
+        filename: the file's name, e.g. ``"t10k-labels-idx1-ubyte.gz"``.
+        folders: the dataset's sub-folder names searched under each root (the first one is
+            where a download goes).
+        urls: mirrors to download from when the file is on no searched path.
+        root: a folder searched instead of ``NPCNN_DATA`` and the user cache.
+        download_missing: False raises instead of downloading.
+        sha256, md5, progress: as in :func:`download`.
+        what: the dataset's name, for messages.
 
     Raises :class:`DatasetNotFoundError` saying where it looked and how to provide the file.
     """

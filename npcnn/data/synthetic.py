@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .. import backend
+from ._checks import check_bool, check_int, check_real
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "cross", "ring", "diamond")
 SIGNAL_CLASSES = ("sine", "square", "sawtooth", "chirp", "beats")
@@ -40,17 +41,47 @@ def _inside(kind, u, v):
     raise ValueError(f"shapes: unknown class {kind!r}; expected some of {SHAPE_CLASSES}")
 
 
+def _check_common(who, n, classes, seed, noise, dtype):
+    """The arguments :func:`shapes` and :func:`signals` share, checked; returns ``classes`` as a tuple."""
+    check_int(who, "n", n, minimum=0)
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+        raise TypeError(f"{who}: classes must be a sequence of class names, got {classes!r}")
+    classes = tuple(classes)
+    if not classes:
+        raise ValueError(f"{who}: classes must name at least one class")
+    if seed is not None and not isinstance(seed, np.random.SeedSequence):
+        check_int(who, "seed", seed, minimum=0)
+    check_real(who, "noise", noise, low=0.0)
+    if dtype is not None and np.dtype(dtype).kind != "f":
+        raise TypeError(f"{who}: dtype must be a float dtype, got {np.dtype(dtype)}")
+    return classes
+
+
 def shapes(n, size=32, classes=("circle", "square", "triangle", "cross"), seed=0, noise=0.05,
            return_masks=False, dtype=None):
     """``n`` grayscale images (n, 1, size, size) of one shape each, with labels (n,) int64.
 
-    Labels index ``classes`` (names from ``SHAPE_CLASSES``) and are balanced (shuffled
-    round-robin). Each shape has a random centre, radius (15-35% of ``size``), rotation and
-    brightness (0.6-1 on a 0 background), plus Gaussian noise of std ``noise``, clipped to [0, 1].
-    With ``return_masks=True`` also returns masks (n, size, size) int64: 0 for background and
-    ``label + 1`` on the shape's pixels (for a segmentation network, ``len(classes) + 1`` classes).
+    Each shape has a random centre, radius (15-35% of ``size``), rotation and brightness (0.6-1
+    on a 0 background), plus Gaussian noise, clipped to [0, 1].
+
+    Args:
+        n: number of images (>= 0).
+        size: image height and width in pixels (>= 4).
+        classes: names from ``SHAPE_CLASSES``; labels index this tuple and are balanced
+            (shuffled round-robin).
+        seed: seed of the drawing (an int >= 0); the same seed always gives the same arrays.
+        noise: standard deviation of the added Gaussian noise (>= 0; 0 for clean images).
+        return_masks: also return per-pixel masks (see Returns).
+        dtype: float dtype of the images (default: npcnn's default float dtype).
+
+    Returns:
+        ``(images, labels)``, or with ``return_masks=True`` ``(images, labels, masks)``: masks
+        (n, size, size) int64, 0 for background and ``label + 1`` on the shape's pixels (for a
+        segmentation network, ``len(classes) + 1`` classes).
     """
-    classes = tuple(classes)
+    classes = _check_common("shapes", n, classes, seed, noise, dtype)
+    check_int("shapes", "size", size, minimum=4)
+    check_bool("shapes", "return_masks", return_masks)
     for kind in classes:
         _inside(kind, np.zeros(1), np.zeros(1))  # validates the name early
     gen = np.random.default_rng(seed)
@@ -102,9 +133,21 @@ def signals(n, length=128, classes=SIGNAL_CLASSES, seed=0, noise=0.1, dtype=None
     """``n`` 1-D sequences (n, 1, length) with labels (n,) int64 indexing ``classes``.
 
     Each sequence is one class's waveform with a random frequency (2-6 periods per sequence),
-    phase, amplitude (0.5-1.5) and offset (+-0.2), plus Gaussian noise of std ``noise``.
+    phase, amplitude (0.5-1.5) and offset (+-0.2), plus Gaussian noise.
+
+    Args:
+        n: number of sequences (>= 0).
+        length: samples per sequence (>= 1).
+        classes: names from ``SIGNAL_CLASSES``; labels index this tuple and are balanced.
+        seed: seed of the drawing (an int >= 0); the same seed always gives the same arrays.
+        noise: standard deviation of the added Gaussian noise (>= 0).
+        dtype: float dtype of the sequences (default: npcnn's default float dtype).
+
+    Returns:
+        ``(x, labels)``: x (n, 1, length) float, labels (n,) int64.
     """
-    classes = tuple(classes)
+    classes = _check_common("signals", n, classes, seed, noise, dtype)
+    check_int("signals", "length", length, minimum=1)
     for kind in classes:
         _waveform(kind, np.zeros((1, 1)), 1.0, 0.0)  # validates the name early
     gen = np.random.default_rng(seed)

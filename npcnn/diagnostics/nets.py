@@ -34,7 +34,11 @@ ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "linear"
 
 
 def init_linear_(layer, scheme, scale=1.0):
-    """Initialize one Linear layer's weight (and zero its bias) with a scheme from ``INITS``."""
+    """Initialize one Linear layer's weight (and zero its bias) with a scheme from ``INITS``.
+
+    ``scheme``: one of ``INITS`` (table in the module docstring; "default" also redraws the
+    bias); ``scale``: multiplies the weight afterwards. Returns ``layer``, changed in place.
+    """
     w, b = layer.weight, layer.bias
     if scheme == "default":
         nn_init.default_weight_and_bias_(w, b)
@@ -69,7 +73,21 @@ def init_weights_(model, scheme, scale=1.0):
 
 def deep_mlp(depth, width=32, activation="relu", init="default", in_features=None, out_features=10,
              residual=False, batchnorm=False, scale=1.0):
-    """A ``depth``-weight-layer MLP (see the module docstring); returns a Sequential."""
+    """A ``depth``-weight-layer MLP (see the module docstring); returns a Sequential.
+
+    Args:
+        depth (int, >= 2): weight layers: depth - 1 hidden blocks and the head.
+        width (int, default 32): units of every hidden layer.
+        activation (str, default "relu"): a key of ``ACTIVATIONS`` ("sigmoid", "tanh", "relu",
+            "linear"), after every hidden layer (not after the head).
+        init (str, default "default"): a scheme of ``INITS`` for every Linear weight.
+        in_features (int, default None): input size; None: ``width``.
+        out_features (int, default 10): outputs of the head.
+        residual (bool, default False): hidden blocks of matching widths become x + block(x).
+        batchnorm (bool, default False): a BatchNorm1d between each hidden Linear and its
+            activation.
+        scale (float, default 1.0): multiplies every weight after ``init``.
+    """
     if depth < 2:
         raise ValueError(f"deep_mlp: depth counts weight layers and must be at least 2, got {depth}")
     if activation not in ACTIVATIONS:

@@ -78,6 +78,8 @@ class LayerRecord:
         self.sample = None  # a strided subsample of the output, float64 NumPy, for histograms
 
     def observe_output(self, out, max_samples):
+        """Record the statistics of a forward output ``out`` and keep up to ``max_samples`` of
+        its values (a strided subsample) for histograms."""
         if not hasattr(out, "dtype"):
             return  # a module returning a tuple or a float: no activation statistics
         self.forward_calls += 1
@@ -93,6 +95,8 @@ class LayerRecord:
             self.sample = backend.to_numpy(flat[::step][:max_samples]).astype(np.float64)
 
     def observe_gradients(self, grad_input, grad_output):
+        """Record the norms of a backward's ``grad_input`` and ``grad_output`` and of the
+        module's own parameter gradients."""
         self.backward_calls += 1
         self.grad_input_norm = array_norm(grad_input)
         self.grad_output_norm = array_norm(grad_output)
@@ -100,6 +104,7 @@ class LayerRecord:
                                  if p is not None and p.grad is not None}
 
     def row(self):
+        """This record as a dict of the columns of ``Recorder.table()``."""
         return {"index": self.index, "name": self.name or "(model)", "type": self.type,
                 "shape": "x".join(map(str, self.shape)) if self.shape else "",
                 "act_mean": self.act_mean, "act_std": self.act_std, "frac_saturated": self.frac_saturated,

@@ -34,12 +34,14 @@ class Table:
             self.append(row)
 
     def append(self, row):
+        """Add ``row`` (a dict; missing columns become None, unknown ones raise KeyError)."""
         unknown = set(row) - set(self.columns)
         if unknown:
             raise KeyError(f"Table: row has columns {sorted(unknown)} not in {self.columns}")
         self.rows.append({c: row.get(c) for c in self.columns})
 
     def column(self, name):
+        """The values of column ``name``, one per row, as a list."""
         if name not in self.columns:
             raise KeyError(f"Table: no column {name!r}; columns are {self.columns}")
         return [row[name] for row in self.rows]
@@ -58,6 +60,7 @@ class Table:
         return self.rows[index]
 
     def to_markdown(self, floatfmt=".3g"):
+        """The table as markdown text; floats formatted with ``floatfmt``, NaN shown as a dash."""
         lines = ["| " + " | ".join(self.columns) + " |",
                  "|" + "|".join(" --- " for _ in self.columns) + "|"]
         for row in self.rows:

@@ -76,6 +76,7 @@ class Communicator:
         raise NotImplementedError
 
     def barrier(self):
+        """Wait until every rank has called ``barrier``."""
         raise NotImplementedError
 
     def abort(self, message, code=1):
@@ -501,14 +502,17 @@ def is_initialized():
 
 
 def get_rank():
+    """This process's rank in the world, 0 .. world_size - 1 (0 without a launcher)."""
     return _world["comm"].rank
 
 
 def get_world_size():
+    """The number of processes in the world (1 without a launcher)."""
     return _world["comm"].size
 
 
 def get_local_rank():
+    """This process's rank among those on its own machine (which GPU it uses)."""
     return _world["comm"].local_rank
 
 
@@ -537,5 +541,6 @@ def all_gather(array, comm=None):
 
 
 def barrier(comm=None):
+    """Wait until every rank of the world (or of ``comm``) has arrived."""
     _resolve(comm).barrier()
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from .. import backend
-from ..data.loader import DataLoader
+from ..data.loader import DataLoader, _check_flag
 from . import comm as _comm
 from .sampler import DistributedSampler
 
@@ -20,6 +20,9 @@ class DistributedDataLoader(DataLoader):
     ``drop_last=True`` drops the uneven tail of the permutation and the last short batch;
     ``drop_last=False`` pads the tail so that every rank runs the same number of steps.
 
+    Both kinds of dataset work as in :class:`npcnn.data.DataLoader`: array datasets are read a
+    batch at a time, map-style datasets one sample at a time and stacked by ``collate_fn``.
+
     ``seed=None`` takes rank 0's draw from ``npcnn.backend.rng()``, broadcast to every rank.
 
     ``state_dict()`` holds the epoch, the seed and the number of samples of the epoch the
@@ -28,13 +31,13 @@ class DistributedDataLoader(DataLoader):
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=True, drop_last=False, seed=None, transform=None,
-                 to_float=False, comm=None, num_replicas=None, rank=None):
+                 to_float=False, comm=None, num_replicas=None, rank=None, collate_fn=None):
         comm = _comm.get_world() if comm is None else comm
         if seed is None:
             seed = _shared_seed(comm)
         super().__init__(dataset, batch_size, shuffle=False, drop_last=drop_last, seed=seed, transform=transform,
-                         to_float=to_float)
-        self.shuffle = bool(shuffle)
+                         to_float=to_float, collate_fn=collate_fn)
+        self.shuffle = _check_flag("shuffle", shuffle)
         self.seed = int(seed)
         num_replicas = comm.size if num_replicas is None else num_replicas
         rank = comm.rank if rank is None else rank
@@ -49,6 +52,7 @@ class DistributedDataLoader(DataLoader):
         return per_rank // self.batch_size if self.drop_last else math.ceil(per_rank / self.batch_size)
 
     def __iter__(self):
+        """One epoch of this rank's batches (continuing mid-epoch after :meth:`load_state_dict`)."""
         start, self._skip = self._skip, 0
         self.sampler.set_epoch(self.epoch, start)
         indices = self.sampler.indices()

@@ -116,14 +116,19 @@ class DistributedOptimizer:
 
     @property
     def param_groups(self):
+        """The wrapped optimizer's ``param_groups`` (the same list: changing a learning rate here
+        changes it there)."""
         return self.optimizer.param_groups
 
     @property
     def state(self):
+        """The wrapped optimizer's per-parameter state (momentum buffers, Adam moments)."""
         return self.optimizer.state
 
     @property
     def bytes_per_step(self):
+        """Bytes each rank all-reduces per step (the sum of the buckets; 0 before the first step
+        and in a world of one)."""
         return sum(b.nbytes for b in self.buckets) if self.buckets else 0
 
     def _trainable_parameters(self):
@@ -159,18 +164,23 @@ class DistributedOptimizer:
         self.comm_seconds += time.perf_counter() - start
 
     def step(self, *args, **kwargs):
+        """Average the gradients over the ranks (unless :meth:`synchronize` already did this
+        step), then take the wrapped optimizer's step; returns what that step returns."""
         if not self._synchronized:
             self.synchronize()
         self._synchronized = False
         return self.optimizer.step(*args, **kwargs)
 
     def zero_grad(self, *args, **kwargs):
+        """The wrapped optimizer's ``zero_grad``."""
         return self.optimizer.zero_grad(*args, **kwargs)
 
     def state_dict(self):
+        """The wrapped optimizer's state dict (the same on every rank, so any rank may save it)."""
         return self.optimizer.state_dict()
 
     def load_state_dict(self, state_dict):
+        """Load ``state_dict`` into the wrapped optimizer."""
         return self.optimizer.load_state_dict(state_dict)
 
     def __repr__(self):

@@ -24,6 +24,9 @@ from .optimizer import DistributedOptimizer
 from .sync_batchnorm import convert_sync_batchnorm
 
 DistributedTraining = namedtuple("DistributedTraining", ["model", "optimizer", "loader", "comm", "is_main"])
+DistributedTraining.__doc__ = """What :func:`setup_training` returns: the synchronized ``model``, the gradient-averaging
+``optimizer`` (a DistributedOptimizer), this rank's ``loader``, the ``comm`` and ``is_main`` (True on
+rank 0, the rank that prints and writes files). Unpacks like a tuple."""
 
 
 def _arrays(source, buffers):
@@ -119,5 +122,6 @@ def setup_training(model, optimizer, loader=None, comm=None, sync_batchnorm=Fals
             batch_size //= comm.size
         loader = DistributedDataLoader(loader.dataset, batch_size, shuffle=loader.shuffle,
                                        drop_last=loader.drop_last, seed=None, transform=loader.transform,
-                                       to_float=loader.to_float, comm=comm)
+                                       to_float=loader.to_float, comm=comm,
+                                       collate_fn=getattr(loader, "collate_fn", None))
     return DistributedTraining(model, optimizer, loader, comm, comm.rank == 0)

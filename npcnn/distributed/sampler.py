@@ -68,9 +68,11 @@ class DistributedSampler:
         return order[self.rank :: self.num_replicas]
 
     def __iter__(self):
+        """This rank's indices for the current epoch, as Python ints."""
         return iter(self.indices().tolist())
 
     def __len__(self):
+        """Samples this rank reads in the current epoch."""
         return self.num_samples
 
     def __repr__(self):

@@ -19,7 +19,8 @@ from ._util import backward_chain
 class DenseLayer(nn.Module):
     """out = concat(x, H(x)) along channels, H = norm1-relu1-conv1(1x1)-norm2-relu2-conv2(3x3).
 
-    Shapes: x (N, C, H, W) -> out (N, C + growth_rate, H, W).
+    Shapes: x (N, C, H, W) -> out (N, C + growth_rate, H, W), C = num_input_features; conv1 has
+    bn_size * growth_rate outputs (the bottleneck), conv2 growth_rate.
     Backward: dL/dx = dout[:, :C] + H.backward(dout[:, C:])  (x reaches the output twice).
     """
 
@@ -45,7 +46,8 @@ class DenseLayer(nn.Module):
 
 
 def dense_block(num_layers, num_input_features, bn_size, growth_rate):
-    """``num_layers`` dense layers in a row (keys denselayer1, denselayer2, ...)."""
+    """``num_layers`` dense layers in a row (keys denselayer1, denselayer2, ...): channels grow
+    from ``num_input_features`` to num_input_features + num_layers * growth_rate."""
     return nn.Sequential(OrderedDict(
         (f"denselayer{i + 1}", DenseLayer(num_input_features + i * growth_rate, growth_rate, bn_size))
         for i in range(num_layers)))
@@ -63,7 +65,18 @@ def transition(num_input_features, num_output_features):
 
 class DenseNet(nn.Sequential):
     """Stem (7x7/2 conv, BN, ReLU, 3x3/2 max pool), dense blocks with transitions between them,
-    final BN + ReLU, global average pool, linear classifier."""
+    final BN + ReLU, global average pool, linear classifier.
+
+    Shapes: x (N, in_channels, H, W) -> logits (N, num_classes); native H = W = 224.
+
+    Args:
+        growth_rate (int, default 32): k, the channels each dense layer adds.
+        block_config (tuple of ints, default (6, 12, 24, 16)): dense layers per block.
+        num_init_features (int, default 64): channels of the stem conv.
+        bn_size (int, default 4): a dense layer's 1x1 bottleneck has bn_size * k channels.
+        num_classes (int, default 1000): outputs of ``classifier``.
+        in_channels (int, default 3): input channels.
+    """
 
     def __init__(self, growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64, bn_size=4,
                  num_classes=1000, in_channels=3):
@@ -95,12 +108,54 @@ class DenseNet(nn.Sequential):
 
 
 def densenet121(num_classes=1000, in_channels=3):
+    """DenseNet-121 (Huang, Liu, van der Maaten & Weinberger, "Densely Connected Convolutional
+    Networks", 2017), the DenseNet-BC of the paper's Table 1 in torchvision's layout and keys.
+
+    Stages: conv0 7x7/2 (64) - pool0 3x3/2 - dense blocks of (6, 12, 24, 16) layers (growth 32,
+    bottleneck 4 x 32 = 128) on 56, 28, 14, 7 pixel maps, with transitions halving channels and
+    resolution between them (256, 512, 1024, 1024 channels after each block) - norm5 - relu - global average
+    pool - classifier.
+    Native input 3x224x224: 7,978,856 parameters, 2,834,161,664 multiply-adds.
+    Deviations: the final 7x7 average pool is adaptive (any input size); init torchvision's.
+    Keras counts 8,062,504 parameters: + 83,648 BatchNorm moving statistics.
+
+    Args: num_classes (int, default 1000; each class adds 1024 + 1 parameters), in_channels
+    (int, default 3), as in :class:`DenseNet`.
+    """
     return DenseNet(32, (6, 12, 24, 16), 64, num_classes=num_classes, in_channels=in_channels)
 
 
 def densenet169(num_classes=1000, in_channels=3):
+    """DenseNet-169 (Huang, Liu, van der Maaten & Weinberger, "Densely Connected Convolutional
+    Networks", 2017), the DenseNet-BC of the paper's Table 1 in torchvision's layout and keys.
+
+    Stages: conv0 7x7/2 (64) - pool0 3x3/2 - dense blocks of (6, 12, 32, 32) layers (growth 32,
+    bottleneck 4 x 32 = 128) on 56, 28, 14, 7 pixel maps, with transitions halving channels and
+    resolution between them (256, 512, 1280, 1664 channels after each block) - norm5 - relu - global average
+    pool - classifier.
+    Native input 3x224x224: 14,149,480 parameters, 3,359,843,328 multiply-adds.
+    Deviations: the final 7x7 average pool is adaptive (any input size); init torchvision's.
+    Keras counts 14,307,880 parameters: + 158,400 BatchNorm moving statistics.
+
+    Args: num_classes (int, default 1000; each class adds 1664 + 1 parameters), in_channels
+    (int, default 3), as in :class:`DenseNet`.
+    """
     return DenseNet(32, (6, 12, 32, 32), 64, num_classes=num_classes, in_channels=in_channels)
 
 
 def densenet201(num_classes=1000, in_channels=3):
+    """DenseNet-201 (Huang, Liu, van der Maaten & Weinberger, "Densely Connected Convolutional
+    Networks", 2017), the DenseNet-BC of the paper's Table 1 in torchvision's layout and keys.
+
+    Stages: conv0 7x7/2 (64) - pool0 3x3/2 - dense blocks of (6, 12, 48, 32) layers (growth 32,
+    bottleneck 4 x 32 = 128) on 56, 28, 14, 7 pixel maps, with transitions halving channels and
+    resolution between them (256, 512, 1792, 1920 channels after each block) - norm5 - relu - global average
+    pool - classifier.
+    Native input 3x224x224: 20,013,928 parameters, 4,291,365,888 multiply-adds.
+    Deviations: the final 7x7 average pool is adaptive (any input size); init torchvision's.
+    Keras counts 20,242,984 parameters: + 229,056 BatchNorm moving statistics.
+
+    Args: num_classes (int, default 1000; each class adds 1920 + 1 parameters), in_channels
+    (int, default 3), as in :class:`DenseNet`.
+    """
     return DenseNet(32, (6, 12, 48, 32), 64, num_classes=num_classes, in_channels=in_channels)

@@ -25,7 +25,7 @@ import copy
 
 from .. import backend, nn
 from ..grad_mode import no_grad
-from ..nn.summary import model_dtype
+from ..nn.utils import model_dtype
 from .vgg import vgg16
 
 
@@ -216,9 +216,26 @@ def _split_after_pools(layers, pools):
 
 
 def fcn8s(backbone="vgg16", num_classes=21, in_channels=3):
-    """FCN-8s on a VGG16 backbone: ``"vgg16"`` (a fresh one) or a trained ``VGG`` classifier,
-    whose features and fc6/fc7 are reused as convolutions (fc8 is replaced by the
-    num_classes scoring layers). The paper's geometry: conv1_1 padding 100, ceil-mode pooling."""
+    """FCN-8s (Long, Shelhamer & Darrell, "Fully Convolutional Networks for Semantic Segmentation",
+    2015) on a VGG16 backbone: ``"vgg16"`` (a fresh one) or a trained ``VGG`` classifier, whose
+    features and fc6/fc7 are reused as convolutions (fc8 is replaced by the num_classes scoring
+    layers). The paper's geometry: conv1_1 padding 100, ceil-mode pooling.
+
+    Stages: VGG16's five conv stages (pool3 at 1/8, pool4 at 1/16, pool5 at 1/32) - fc6 as a 7x7
+    conv (4096) - fc7 as a 1x1 conv (4096) - score_fr 1x1 - two SkipFusions (pool4, pool3) -
+    8x transposed conv - crop to the input size.
+    Native input 3x224x224: 134,489,759 parameters, 62,860,657,728 multiply-adds (21 classes;
+    any size works, and the 100-pixel padding makes conv1_1 run on 422x422 at 224: the cost
+    grows with the area). The paper: 134M parameters.
+    Deviations: none in the layout. Every upsampling kernel starts as bilinear interpolation
+    and is a trainable parameter; the paper keeps the final one fixed at bilinear (freeze it
+    with ``model.upscore8.weight.requires_grad = False``).
+
+    Args:
+        backbone ("vgg16" or VGG): where the features and fc6/fc7 come from.
+        num_classes (int, default 21): classes scored per pixel (PASCAL VOC's 20 + background).
+        in_channels (int, default 3): input channels (used only with ``"vgg16"``).
+    """
     vgg = vgg16(in_channels=in_channels) if backbone == "vgg16" else backbone
     if not isinstance(vgg, nn.Sequential) or not hasattr(vgg, "features"):
         raise ValueError(f"fcn8s: backbone must be 'vgg16' or a VGG model, got {backbone!r}")
@@ -233,8 +250,20 @@ def fcn8s(backbone="vgg16", num_classes=21, in_channels=3):
 
 
 def fcn_tiny(num_classes=2, in_channels=3, width=8):
-    """A small FCN-8s for 64x64 inputs: five conv-ReLU-pool stages (width, 2, 4, 8, 8 x width),
-    fc6 as a 3x3 conv and fc7 as a 1x1 conv (16 x width), exact 2x / 8x upsampling (offsets 0)."""
+    """A small FCN-8s for 64x64 inputs (the design of Long, Shelhamer & Darrell, 2015, at a size
+    that trains in seconds; not from a paper).
+
+    Stages: five conv 3x3 - ReLU - 2x2 max pool stages (width, 2, 4, 8, 8 x width channels),
+    fc6 as a 3x3 conv and fc7 as a 1x1 conv (16 x width), score and fuse with pool4 and pool3
+    as FCN-8s, exact 2x / 8x upsampling (padding chosen so every crop offset is 0).
+    Native input 3x64x64: 153,430 parameters, 5,447,936 multiply-adds (2 classes, width 8).
+    Deviations from FCN-8s: the widths, fc6's 3x3 kernel (VGG's is 7x7) and the paddings.
+
+    Args:
+        num_classes (int, default 2): classes scored per pixel.
+        in_channels (int, default 3): input channels.
+        width (int, default 8): channels of the first stage (the others are multiples).
+    """
     w = width
 
     def stage(c_in, c_out):

@@ -1,19 +1,41 @@
-"""GoogLeNet / Inception v1 (Szegedy et al., "Going Deeper with Convolutions", 2014; Table 1).
-
-torchvision's layout and keys (``conv1.conv``, ``conv1.bn``, ``inception3a.branch1.conv`` ...),
-with BatchNorm after every convolution and no auxiliary heads: 6,624,904 parameters.
+"""GoogLeNet / Inception v1 (Szegedy, Liu, Jia, Sermanet, Reed, Anguelov, Erhan, Vanhoucke &
+Rabinovich, "Going Deeper with Convolutions", 2014; Table 1), torchvision's layout and keys
+(``conv1.conv``, ``conv1.bn``, ``inception3a.branch1.conv`` ...).
 
 An Inception module runs four branches on the same input and concatenates their channels:
 
     branch1: 1x1 conv
     branch2: 1x1 reduce -> 3x3 conv
-    branch3: 1x1 reduce -> 5x5 conv     (torchvision, and so our default, uses 3x3 here: a
-                                         historical quirk kept for its weights; 5 gives the paper's)
+    branch3: 1x1 reduce -> "5x5" conv   (torchvision, and so npcnn by default, uses a 3x3 kernel
+                                         here: a known bug, pytorch/vision issue 906, kept since
+                                         its weights have that shape; ``kernel5=5``: the paper's)
     branch4: 3x3 max pool (stride 1) -> 1x1 projection
 
-The 1x1 reductions are what make it cheap (paper section 4): a 5x5 conv with 48 outputs on a
-14x14x480 map costs 14*14*48 * 5*5*480 = 112.9M multiply-accumulates; reducing to 16 channels
-first costs 14*14*16 * 480 + 14*14*48 * 5*5*16 = 1.5M + 3.8M = 5.3M.
+The 1x1 reductions are what make it cheap (paper section 4). The lecture's example is inception
+4a's 5x5 branch on its 14x14x480 input, 48 filters of 5x5 (run ``googlenet(kernel5=5)`` and
+``models.profile`` to see each number; ``tests/test_models_docs.py`` checks them):
+
+    direct:       14*14*48 * 5*5*480                        = 112,896,000 multiply-adds
+    bottleneck:   14*14*16 * 480  +  14*14*48 * 5*5*16       = 1,505,280 + 3,763,200 = 5,268,480
+
+21.4 times fewer (112.9M vs 5.27M). The lecture's slide writes the second term as
+14 x 15 x 16 x 5 x 5 x 48 = 4,032,000 and the total as 5,537,280: "15" is a typo for 14, and the
+right total is 5,268,480. The same arithmetic on inception 3a (28x28x192 in, 16 reduce, 32 filters
+of 5x5), the example of Andrew Ng's course: direct 28*28*32 * 5*5*192 = 120,422,400, bottleneck
+28*28*16 * 192 + 28*28*32 * 5*5*16 = 2,408,448 + 10,035,200 = 12,443,648 (120.4M vs 12.4M).
+
+Deviations from the paper (torchvision's, for its state_dict):
+
+* the 3x3 kernel in branch3 (above; ``kernel5=5`` for the paper's 5x5);
+* BatchNorm (eps 1e-3) after every convolution, which then has no bias (BatchNorm came a year
+  later, with Inception v2; the paper's convolutions have biases and no normalization);
+* no local response normalization in the stem (the paper has two);
+* no auxiliary classifiers (the paper trains with two, on 4a and 4d);
+* dropout 0.2 before the classifier (the paper: 0.4); maxpool4 is 2x2/2 (the paper: 3x3/2; with
+  ceil-mode rounding both give 7x7 from 14x14); the final 7x7 average pool is adaptive.
+
+The paper budgets "1.5 billion multiply-adds at inference time"; npcnn's counts are in
+:func:`googlenet`.
 """
 
 from collections import OrderedDict
@@ -22,7 +44,10 @@ from .. import backend, nn
 
 
 class BasicConv2d(nn.Sequential):
-    """conv (no bias) -> BatchNorm (eps 1e-3) -> ReLU, children named conv, bn, relu."""
+    """conv (no bias) -> BatchNorm (eps 1e-3) -> ReLU, children named conv, bn, relu.
+
+    ``conv_kwargs`` (kernel_size, stride, padding ...) go to the Conv2d.
+    """
 
     def __init__(self, in_channels, out_channels, **conv_kwargs):
         super().__init__(OrderedDict([
@@ -38,6 +63,15 @@ class Inception(nn.Module):
     Shapes: x (N, in_channels, H, W) -> out (N, ch1x1 + ch3x3 + ch5x5 + pool_proj, H, W).
     Backward: dout is split by channels into the four branches' gradients, and dL/dx is the sum
     of the four branches' input gradients.
+
+    Args:
+        in_channels (int): channels of x.
+        ch1x1 (int): outputs of branch1's 1x1 conv.
+        ch3x3red, ch3x3 (int): branch2's 1x1 reduction and 3x3 conv outputs.
+        ch5x5red, ch5x5 (int): branch3's 1x1 reduction and "5x5" conv outputs.
+        pool_proj (int): outputs of branch4's 1x1 projection after the 3x3 max pool.
+        kernel5 (int, default 3): branch3's kernel size: 3 is torchvision's, 5 the paper's
+            (padding kernel5 // 2 keeps H, W).
     """
 
     def __init__(self, in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj, kernel5=3):
@@ -80,7 +114,11 @@ INCEPTION_CONFIG = OrderedDict([
 
 class GoogLeNet(nn.Sequential):
     """Stem (7x7/2 conv, pool, 1x1 and 3x3 convs, pool), Inception 3a-3b, pool, 4a-4e, pool,
-    5a-5b, global average pool, dropout 0.2, fc. ``kernel5=5`` gives the paper's 5x5 branch."""
+    5a-5b, global average pool, dropout, fc. ``kernel5=5`` gives the paper's 5x5 branch.
+
+    Shapes: x (N, in_channels, H, W) -> logits (N, num_classes); native H = W = 224.
+    Arguments as :func:`googlenet`.
+    """
 
     def __init__(self, num_classes=1000, in_channels=3, dropout=0.2, kernel5=3):
         def inception(name):
@@ -106,4 +144,26 @@ class GoogLeNet(nn.Sequential):
 
 
 def googlenet(num_classes=1000, in_channels=3, dropout=0.2, kernel5=3):
+    """GoogLeNet (Szegedy et al., "Going Deeper with Convolutions", 2014), torchvision's layout:
+    see the module docstring for the Inception arithmetic and every deviation from the paper.
+
+    Stages (output at 224x224): conv1 7x7/2 (64, 112) - maxpool 3x3/2 (56) - conv2 1x1 (64) -
+    conv3 3x3 (192) - maxpool (28) - inception 3a, 3b (256, 480) - maxpool (14) - 4a .. 4e
+    (512, 512, 512, 528, 832) - maxpool (7) - 5a, 5b (832, 1024) - global average pool -
+    dropout - fc.
+    Native input 3x224x224: 6,624,904 parameters, 1,498,376,192 multiply-adds.
+    With kernel5=5: 7,005,832 parameters, 1,582,671,872 multiply-adds (the paper's 5x5 branch).
+    Deviations (details in the module docstring): a 3x3 kernel in the "5x5" branch unless
+    kernel5=5; BatchNorm after every conv and no conv biases; no local response normalization;
+    no auxiliary classifiers; dropout 0.2 (the paper: 0.4); a 2x2 maxpool4.
+    Keras has no GoogLeNet (its InceptionV3 is a later design).
+
+    Args:
+        num_classes (int, default 1000): outputs of ``fc`` (the counts are for 1000; each class
+            adds 1024 + 1 parameters).
+        in_channels (int, default 3): input channels.
+        dropout (float, default 0.2): drop probability before ``fc`` (the paper: 0.4).
+        kernel5 (int, default 3): kernel of each Inception's "5x5" branch: 3 is torchvision's
+            (loads its weights), 5 the paper's.
+    """
     return GoogLeNet(num_classes, in_channels, dropout, kernel5)

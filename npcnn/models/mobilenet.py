@@ -26,7 +26,10 @@ INVERTED_RESIDUAL_SETTING = [
 
 
 def conv_bn_relu6(in_channels, out_channels, kernel_size=3, stride=1, groups=1):
-    """torchvision's Conv2dNormActivation: conv (no bias, "same" padding) - BN - ReLU6, keys 0, 1."""
+    """torchvision's Conv2dNormActivation: conv (no bias, "same" padding) - BN - ReLU6, keys 0, 1.
+
+    ``groups=in_channels`` makes the conv depthwise (one filter per channel).
+    """
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=(kernel_size - 1) // 2,
                   groups=groups, bias=False),
@@ -39,7 +42,8 @@ class InvertedResidual(nn.Module):
     """out = x + conv(x) where stride = 1 and inp = oup, else conv(x), with
     conv = [1x1 expand-BN-ReLU6 (when t != 1)] - 3x3 depthwise-BN-ReLU6 - 1x1 project-BN.
 
-    Shapes: x (N, inp, H, W) -> out (N, oup, H / stride, W / stride).
+    Shapes: x (N, inp, H, W) -> out (N, oup, H / stride, W / stride); the hidden width is
+    round(inp * expand_ratio).
     Backward: dL/dx = conv.backward(dout) (+ dout with the residual connection).
     """
 
@@ -74,7 +78,11 @@ def make_divisible(v, divisor=8):
 
 class MobileNetV2(nn.Sequential):
     """3x3/2 conv (32) - 17 inverted residual blocks - 1x1 conv (1280) - global average pool -
-    dropout 0.2 - linear. ``width_mult`` scales every layer's channels."""
+    dropout 0.2 - linear. ``width_mult`` scales every layer's channels.
+
+    Shapes: x (N, in_channels, H, W) -> logits (N, num_classes); native H = W = 224.
+    Arguments as :func:`mobilenet_v2`.
+    """
 
     def __init__(self, num_classes=1000, in_channels=3, width_mult=1.0, dropout=0.2):
         channels = make_divisible(32 * width_mult)
@@ -101,4 +109,24 @@ class MobileNetV2(nn.Sequential):
 
 
 def mobilenet_v2(num_classes=1000, in_channels=3, width_mult=1.0, dropout=0.2):
+    """MobileNetV2 (Sandler, Howard, Zhu, Zhmoginov & Chen, "MobileNetV2: Inverted Residuals and
+    Linear Bottlenecks", 2018), torchvision's layout and keys.
+
+    Stages (the paper's Table 2): conv 3x3/2 (32, 112x112) - 17 inverted residual blocks in 7
+    groups (t, c, n, s) = (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+    (6, 160, 3, 2), (6, 320, 1, 1), ending at 7x7 - conv 1x1 (1280) - global average pool -
+    dropout - linear.
+    Native input 3x224x224: 3,504,872 parameters, 300,774,272 multiply-adds (paper Table 4: 3.4M,
+    300M).
+    Deviations: the classifier is a Linear (the paper's Table 2 writes it as a 1x1 conv, the same
+    map) after dropout 0.2 (torchvision's; the paper gives none); init torchvision's.
+    Keras counts 3,538,984 parameters: + 34,112 BatchNorm moving statistics.
+
+    Args:
+        num_classes (int, default 1000): outputs of the classifier (the counts are for 1000).
+        in_channels (int, default 3): input channels.
+        width_mult (float, default 1.0): multiplies every layer's channels (rounded to a
+            multiple of 8 by ``make_divisible``); the last conv keeps 1280 below 1.0.
+        dropout (float, default 0.2): drop probability before the classifier.
+    """
     return MobileNetV2(num_classes, in_channels, width_mult, dropout)

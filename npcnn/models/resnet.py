@@ -10,6 +10,18 @@ ImageNet nets (paper Table 1, torchvision's layout and state_dict keys):
                  resnet50 [3, 4, 6, 3], resnet101 [3, 4, 23, 3], resnet152 [3, 8, 36, 3] Bottleneck.
     Where the shape changes the shortcut is a projection, ``downsample`` = 1x1 conv (stride s) + BN.
 
+Deviations from the paper (all torchvision's, kept so its weights load):
+
+* Bottleneck nets (50, 101, 152) put a stage's stride 2 in the block's 3x3 conv, not in its first
+  1x1 ("ResNet v1.5"): slightly more accurate and dearer, 4.09 G multiply-adds for resnet50 where
+  the paper's Table 1 gives 3.8 G (101: 7.80 vs 7.6 G, 152: 11.51 vs 11.3 G). The BasicBlock
+  nets (18, 34) have the paper's layout and cost (1.8 G, 3.6 G).
+* Projection shortcuts only where the shape changes (the paper's option B).
+* Convolutions carry no bias (BatchNorm's beta takes its place); Keras's ResNet50 v1 has one on
+  every conv, and it also counts BatchNorm's moving mean and variance as (non-trainable)
+  parameters: each ImageNet constructor says by how much its Keras twin's count differs.
+* Init: conv weights ~ N(0, 2 / fan_out) (He et al.'s init, by fan-out as torchvision does).
+
 CIFAR nets (paper section 4.2): conv 3x3 (16) -> three stages of n BasicBlocks with 16, 32, 64
 channels (the 2nd and 3rd start with stride 2) -> global average pool -> fc(10); depth 6n + 2.
 Option A shortcuts carry no parameters: subsample by 2 and zero-pad the new channels.
@@ -24,10 +36,12 @@ from ._util import backward_chain
 
 
 def conv3x3(in_planes, out_planes, stride=1):
+    """A 3x3 convolution with padding 1 and no bias (BatchNorm follows), ``stride`` 1 or 2."""
     return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
 
 
 def conv1x1(in_planes, out_planes, stride=1):
+    """A 1x1 convolution with no bias: changes the channels (and with ``stride`` subsamples)."""
     return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
 
 
@@ -148,7 +162,18 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Sequential):
-    """ImageNet ResNet: ``layers`` gives the number of blocks in each of the four stages."""
+    """ImageNet ResNet: conv1 7x7/2 - bn1 - relu - maxpool 3x3/2 - layer1 .. layer4 - avgpool - fc.
+
+    Shapes: x (N, in_channels, H, W) -> logits (N, num_classes); any H, W >= 32 (the global
+    average pool absorbs the size; 224 is the native one).
+
+    Args:
+        block (BasicBlock or Bottleneck class): the residual block; its ``expansion`` (1 or 4)
+            multiplies each stage's 64, 128, 256, 512 planes to give its output channels.
+        layers (list of 4 ints): blocks per stage, e.g. [3, 4, 6, 3] for ResNet-34 and -50.
+        num_classes (int, default 1000): outputs of ``fc``.
+        in_channels (int, default 3): input channels.
+    """
 
     def __init__(self, block, layers, num_classes=1000, in_channels=3):
         stages, inplanes = [], 64
@@ -189,22 +214,85 @@ def init_convs_kaiming(model):
 
 
 def resnet18(num_classes=1000, in_channels=3):
+    """ResNet-18 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", 2015),
+    torchvision's layout and state_dict keys.
+
+    Stages: conv1 7x7/2 (64) - maxpool 3x3/2 - [2, 2, 2, 2] BasicBlocks of 64, 128, 256, 512
+    channels (56, 28, 14, 7 pixels square) - global average pool - fc.
+    Native input 3x224x224: 11,689,512 parameters, 1,814,073,344 multiply-adds (paper: 1.8 G).
+    Deviations: none in the layout (see the module docstring for the init and biases).
+    Keras has no ResNet-18.
+
+    Args: num_classes (int, default 1000; each class adds 512 + 1 parameters), in_channels
+    (int, default 3), as in :class:`ResNet`.
+    """
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels)
 
 
 def resnet34(num_classes=1000, in_channels=3):
+    """ResNet-34 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", 2015),
+    torchvision's layout and state_dict keys; the lecture's plain-34 vs ResNet-34 comparison.
+
+    Stages: conv1 7x7/2 (64) - maxpool 3x3/2 - [3, 4, 6, 3] BasicBlocks of 64, 128, 256, 512
+    channels (56, 28, 14, 7 pixels square) - global average pool - fc.
+    Native input 3x224x224: 21,797,672 parameters, 3,663,761,408 multiply-adds (paper: 3.6 G).
+    Deviations: none in the layout (see the module docstring for the init and biases).
+    Keras has no ResNet-34.
+
+    Args: num_classes (int, default 1000; each class adds 512 + 1 parameters), in_channels
+    (int, default 3), as in :class:`ResNet`.
+    """
     return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels)
 
 
 def resnet50(num_classes=1000, in_channels=3):
+    """ResNet-50 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", 2015),
+    torchvision's layout ("v1.5") and state_dict keys.
+
+    Stages: conv1 7x7/2 (64) - maxpool 3x3/2 - [3, 4, 6, 3] Bottlenecks of 64, 128, 256, 512
+    planes (x4 = 256 .. 2048 output channels; 56, 28, 14, 7 pixels square) - global average
+    pool - fc.
+    Native input 3x224x224: 25,557,032 parameters, 4,089,184,256 multiply-adds.
+    Deviations: the stride-2 of stages 2-4 sits in the 3x3 conv (paper: the first 1x1, 3.8 G
+    multiply-adds); see the module docstring.
+    Keras counts 25,636,712 parameters: + 53,120 BatchNorm moving statistics + 26,560 conv biases
+    (``keras.applications.ResNet50``, v1: a bias on every conv, 26,560 = the BatchNorm channels).
+
+    Args: num_classes (int, default 1000; each class adds 2048 + 1 parameters), in_channels
+    (int, default 3), as in :class:`ResNet`.
+    """
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels)
 
 
 def resnet101(num_classes=1000, in_channels=3):
+    """ResNet-101 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", 2015),
+    torchvision's layout ("v1.5") and state_dict keys.
+
+    Stages: conv1 7x7/2 (64) - maxpool 3x3/2 - [3, 4, 23, 3] Bottlenecks of 64, 128, 256, 512
+    planes (x4 output channels) - global average pool - fc.
+    Native input 3x224x224: 44,549,160 parameters, 7,801,405,440 multiply-adds.
+    Deviations: the stride-2 of stages 2-4 sits in the 3x3 conv (paper: 7.6 G multiply-adds).
+    Keras counts 44,707,176 parameters: + 105,344 BatchNorm moving statistics + 52,672 conv biases.
+
+    Args: num_classes (int, default 1000; each class adds 2048 + 1 parameters), in_channels
+    (int, default 3), as in :class:`ResNet`.
+    """
     return ResNet(Bottleneck, [3, 4, 23, 3], num_classes, in_channels)
 
 
 def resnet152(num_classes=1000, in_channels=3):
+    """ResNet-152 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", 2015),
+    torchvision's layout ("v1.5") and state_dict keys.
+
+    Stages: conv1 7x7/2 (64) - maxpool 3x3/2 - [3, 8, 36, 3] Bottlenecks of 64, 128, 256, 512
+    planes (x4 output channels) - global average pool - fc.
+    Native input 3x224x224: 60,192,808 parameters, 11,513,626,624 multiply-adds.
+    Deviations: the stride-2 of stages 2-4 sits in the 3x3 conv (paper: 11.3 G multiply-adds).
+    Keras counts 60,419,944 parameters: + 151,424 BatchNorm moving statistics + 75,712 conv biases.
+
+    Args: num_classes (int, default 1000; each class adds 2048 + 1 parameters), in_channels
+    (int, default 3), as in :class:`ResNet`.
+    """
     return ResNet(Bottleneck, [3, 8, 36, 3], num_classes, in_channels)
 
 
@@ -213,7 +301,17 @@ def resnet152(num_classes=1000, in_channels=3):
 
 class CifarResNet(nn.Sequential):
     """He et al. section 4.2: depth 6n + 2, stages of n blocks with width, 2 width, 4 width
-    channels on 32x32, 16x16, 8x8 maps; option A shortcuts. ``residual=False``: the plain net."""
+    channels on 32x32, 16x16, 8x8 maps; option A shortcuts. ``residual=False``: the plain net.
+
+    Shapes: x (N, in_channels, H, W) -> logits (N, num_classes); native H = W = 32.
+
+    Args:
+        depth (int): 6n + 2 layers with weights (20, 32, 44, 56, 110; 8 for a tiny test net).
+        num_classes (int, default 10): outputs of ``fc``.
+        in_channels (int, default 3): input channels.
+        width (int, default 16): channels of the first stage (the paper's 16).
+        residual (bool, default True): False drops every shortcut (the paper's plain nets).
+    """
 
     def __init__(self, depth, num_classes=10, in_channels=3, width=16, residual=True):
         if (depth - 2) % 6 != 0:
@@ -242,40 +340,160 @@ class CifarResNet(nn.Sequential):
 
 
 def resnet20(num_classes=10, in_channels=3, width=16):
+    """ResNet-20 for CIFAR-10 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image
+    Recognition", 2015, section 4.2; depth 6n + 2 with n = 3).
+
+    Stages: conv 3x3 (16) - three stages of 3 BasicBlocks with 16, 32, 64 channels on 32x32,
+    16x16, 8x8 maps (option A shortcuts: subsample and zero-pad, no parameters) - global
+    average pool - fc.
+    Native input 3x32x32: 269,722 parameters, 40,551,040 multiply-adds (paper Table 6: 0.27M).
+    Deviations: none (torchvision has no CIFAR ResNets; the keys follow its ImageNet ones).
+
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
+    """
     return CifarResNet(20, num_classes, in_channels, width)
 
 
 def resnet32(num_classes=10, in_channels=3, width=16):
+    """ResNet-32 for CIFAR-10 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image
+    Recognition", 2015, section 4.2; depth 6n + 2 with n = 5).
+
+    Stages: conv 3x3 (16) - three stages of 5 BasicBlocks with 16, 32, 64 channels on 32x32,
+    16x16, 8x8 maps (option A shortcuts: subsample and zero-pad, no parameters) - global
+    average pool - fc.
+    Native input 3x32x32: 464,154 parameters, 68,862,592 multiply-adds (paper Table 6: 0.46M).
+    Deviations: none (torchvision has no CIFAR ResNets; the keys follow its ImageNet ones).
+
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
+    """
     return CifarResNet(32, num_classes, in_channels, width)
 
 
 def resnet44(num_classes=10, in_channels=3, width=16):
+    """ResNet-44 for CIFAR-10 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image
+    Recognition", 2015, section 4.2; depth 6n + 2 with n = 7).
+
+    Stages: conv 3x3 (16) - three stages of 7 BasicBlocks with 16, 32, 64 channels on 32x32,
+    16x16, 8x8 maps (option A shortcuts: subsample and zero-pad, no parameters) - global
+    average pool - fc.
+    Native input 3x32x32: 658,586 parameters, 97,174,144 multiply-adds (paper Table 6: 0.66M).
+    Deviations: none (torchvision has no CIFAR ResNets; the keys follow its ImageNet ones).
+
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
+    """
     return CifarResNet(44, num_classes, in_channels, width)
 
 
 def resnet56(num_classes=10, in_channels=3, width=16):
+    """ResNet-56 for CIFAR-10 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image
+    Recognition", 2015, section 4.2; depth 6n + 2 with n = 9).
+
+    Stages: conv 3x3 (16) - three stages of 9 BasicBlocks with 16, 32, 64 channels on 32x32,
+    16x16, 8x8 maps (option A shortcuts: subsample and zero-pad, no parameters) - global
+    average pool - fc.
+    Native input 3x32x32: 853,018 parameters, 125,485,696 multiply-adds (paper Table 6: 0.85M).
+    Deviations: none (torchvision has no CIFAR ResNets; the keys follow its ImageNet ones).
+
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
+    """
     return CifarResNet(56, num_classes, in_channels, width)
 
 
 def resnet110(num_classes=10, in_channels=3, width=16):
+    """ResNet-110 for CIFAR-10 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image
+    Recognition", 2015, section 4.2; depth 6n + 2 with n = 18).
+
+    Stages: conv 3x3 (16) - three stages of 18 BasicBlocks with 16, 32, 64 channels on 32x32,
+    16x16, 8x8 maps (option A shortcuts: subsample and zero-pad, no parameters) - global
+    average pool - fc.
+    Native input 3x32x32: 1,727,962 parameters, 252,887,680 multiply-adds (paper Table 6: 1.7M).
+    Deviations: none (torchvision has no CIFAR ResNets; the keys follow its ImageNet ones).
+
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
+    """
     return CifarResNet(110, num_classes, in_channels, width)
 
 
 def plain20(num_classes=10, in_channels=3, width=16):
+    """Plain-20 for CIFAR-10 (He, Zhang, Ren & Sun, 2015, section 4.2 and Fig. 6): ResNet-20
+    with every shortcut removed, the net whose training error rises with depth.
+
+    Stages: conv 3x3 (16) - three stages of 3 plain blocks (two 3x3 convs, no addition) with
+    16, 32, 64 channels on 32x32, 16x16, 8x8 maps - global average pool - fc.
+    Native input 3x32x32: 269,722 parameters, 40,551,040 multiply-adds (the same as resnet20:
+    option A shortcuts have no parameters and their additions count no multiply-adds).
+    Deviations: none.
+
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
+    """
     return CifarResNet(20, num_classes, in_channels, width, residual=False)
 
 
 def plain32(num_classes=10, in_channels=3, width=16):
+    """Plain-32 for CIFAR-10 (He, Zhang, Ren & Sun, 2015, section 4.2 and Fig. 6): ResNet-32
+    with every shortcut removed, the net whose training error rises with depth.
+
+    Stages: conv 3x3 (16) - three stages of 5 plain blocks (two 3x3 convs, no addition) with
+    16, 32, 64 channels on 32x32, 16x16, 8x8 maps - global average pool - fc.
+    Native input 3x32x32: 464,154 parameters, 68,862,592 multiply-adds (the same as resnet32:
+    option A shortcuts have no parameters and their additions count no multiply-adds).
+    Deviations: none.
+
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
+    """
     return CifarResNet(32, num_classes, in_channels, width, residual=False)
 
 
 def plain44(num_classes=10, in_channels=3, width=16):
+    """Plain-44 for CIFAR-10 (He, Zhang, Ren & Sun, 2015, section 4.2 and Fig. 6): ResNet-44
+    with every shortcut removed, the net whose training error rises with depth.
+
+    Stages: conv 3x3 (16) - three stages of 7 plain blocks (two 3x3 convs, no addition) with
+    16, 32, 64 channels on 32x32, 16x16, 8x8 maps - global average pool - fc.
+    Native input 3x32x32: 658,586 parameters, 97,174,144 multiply-adds (the same as resnet44:
+    option A shortcuts have no parameters and their additions count no multiply-adds).
+    Deviations: none.
+
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
+    """
     return CifarResNet(44, num_classes, in_channels, width, residual=False)
 
 
 def plain56(num_classes=10, in_channels=3, width=16):
+    """Plain-56 for CIFAR-10 (He, Zhang, Ren & Sun, 2015, section 4.2 and Fig. 6): ResNet-56
+    with every shortcut removed, the net whose training error rises with depth.
+
+    Stages: conv 3x3 (16) - three stages of 9 plain blocks (two 3x3 convs, no addition) with
+    16, 32, 64 channels on 32x32, 16x16, 8x8 maps - global average pool - fc.
+    Native input 3x32x32: 853,018 parameters, 125,485,696 multiply-adds (the same as resnet56:
+    option A shortcuts have no parameters and their additions count no multiply-adds).
+    Deviations: none.
+
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
+    """
     return CifarResNet(56, num_classes, in_channels, width, residual=False)
 
 
 def plain110(num_classes=10, in_channels=3, width=16):
+    """Plain-110 for CIFAR-10 (He, Zhang, Ren & Sun, 2015, section 4.2 and Fig. 6): ResNet-110
+    with every shortcut removed, the net whose training error rises with depth.
+
+    Stages: conv 3x3 (16) - three stages of 18 plain blocks (two 3x3 convs, no addition) with
+    16, 32, 64 channels on 32x32, 16x16, 8x8 maps - global average pool - fc.
+    Native input 3x32x32: 1,727,962 parameters, 252,887,680 multiply-adds (the same as resnet110:
+    option A shortcuts have no parameters and their additions count no multiply-adds).
+    Deviations: none.
+
+    Args: num_classes (int, default 10), in_channels (int, default 3), width (int, default 16;
+    the counts above are for 16), as in :class:`CifarResNet`.
+    """
     return CifarResNet(110, num_classes, in_channels, width, residual=False)

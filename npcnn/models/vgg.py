@@ -6,6 +6,11 @@ instead of 25 C^2; three see 7x7 with 27 C^2 instead of 49 C^2.
 
 torchvision's layout and keys: ``features.N``, ``avgpool`` (adaptive, 7x7), ``classifier.N``.
 vgg11 / 13 / 16 / 19: 132,863,336 / 133,047,848 / 138,357,544 / 143,667,240 parameters.
+
+Deviations from the paper (torchvision's, in all four): an adaptive 7x7 average pool before the
+classifier (the identity at 224x224, so other sizes run); ``batch_norm=True`` (torchvision's
+vgg*_bn) is not in the paper; torchvision's init (the paper trained A from scratch and started
+the deeper nets from it). Configuration C (with 1x1 convs) is not provided.
 """
 
 from collections import OrderedDict
@@ -23,7 +28,12 @@ CONFIGS = {
 
 
 def make_features(config, in_channels=3, batch_norm=False):
-    """The convolutional part: conv3x3 (+ BN) + ReLU per number, MaxPool2d(2) per "M"."""
+    """The convolutional part: conv3x3 (+ BN) + ReLU per number, MaxPool2d(2) per "M".
+
+    ``config`` is a list like ``CONFIGS["D"]``; ``in_channels`` the image's channels;
+    ``batch_norm`` puts a BatchNorm2d between each conv and its ReLU (2 parameters and 2
+    running statistics per channel; torchvision's vgg*_bn, not in the paper).
+    """
     layers = []
     for v in config:
         if v == "M":
@@ -39,7 +49,15 @@ def make_features(config, in_channels=3, batch_norm=False):
 
 class VGG(nn.Sequential):
     """features -> adaptive average pool to 7x7 (identity at 224x224) -> flatten -> classifier
-    (fc 4096 - ReLU - dropout - fc 4096 - ReLU - dropout - fc num_classes)."""
+    (fc 4096 - ReLU - dropout - fc 4096 - ReLU - dropout - fc num_classes).
+
+    Shapes: x (N, C, H, W) -> logits (N, num_classes), H, W >= 32; native 224.
+
+    Args:
+        features (Module): the convolutional part, ending in 512 channels (``make_features``).
+        num_classes (int, default 1000): outputs of the last fc.
+        dropout (float, default 0.5): drop probability after fc6 and fc7.
+    """
 
     def __init__(self, features, num_classes=1000, dropout=0.5):
         super().__init__(OrderedDict([
@@ -62,16 +80,62 @@ class VGG(nn.Sequential):
 
 
 def vgg11(num_classes=1000, in_channels=3, batch_norm=False):
+    """VGG-11 (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
+    Recognition", 2014; configuration A of Table 1), torchvision's layout and keys.
+
+    Stages: 8 3x3 convs with ReLU in five stages of 1 x 64, 1 x 128, 2 x 256, 2 x 512, 2 x 512
+    channels, each ending in a 2x2 max pool (224 -> 7) - fc 4096 - fc 4096 - fc num_classes.
+    Native input 3x224x224: 132,863,336 parameters, 7,609,090,048 multiply-adds (paper: 133M).
+    Deviations: the module docstring's (adaptive pool, optional BatchNorm, init). Keras has no VGG11.
+
+    Args: num_classes (int, default 1000; each class adds 4096 + 1 parameters), in_channels (int,
+    default 3), batch_norm (bool, default False), as in :class:`VGG` and :func:`make_features`.
+    """
     return VGG(make_features(CONFIGS["A"], in_channels, batch_norm), num_classes)
 
 
 def vgg13(num_classes=1000, in_channels=3, batch_norm=False):
+    """VGG-13 (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
+    Recognition", 2014; configuration B of Table 1), torchvision's layout and keys.
+
+    Stages: 10 3x3 convs with ReLU in five stages of 2 x 64, 2 x 128, 2 x 256, 2 x 512, 2 x 512
+    channels, each ending in a 2x2 max pool (224 -> 7) - fc 4096 - fc 4096 - fc num_classes.
+    Native input 3x224x224: 133,047,848 parameters, 11,308,466,176 multiply-adds (paper: 133M).
+    Deviations: the module docstring's (adaptive pool, optional BatchNorm, init). Keras has no VGG13.
+
+    Args: num_classes (int, default 1000; each class adds 4096 + 1 parameters), in_channels (int,
+    default 3), batch_norm (bool, default False), as in :class:`VGG` and :func:`make_features`.
+    """
     return VGG(make_features(CONFIGS["B"], in_channels, batch_norm), num_classes)
 
 
 def vgg16(num_classes=1000, in_channels=3, batch_norm=False):
+    """VGG-16 (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
+    Recognition", 2014; configuration D of Table 1), torchvision's layout and keys.
+
+    Stages: 13 3x3 convs with ReLU in five stages of 2 x 64, 2 x 128, 3 x 256, 3 x 512, 3 x 512
+    channels, each ending in a 2x2 max pool (224 -> 7) - fc 4096 - fc 4096 - fc num_classes.
+    Native input 3x224x224: 138,357,544 parameters, 15,470,264,320 multiply-adds (paper: 138M).
+    Deviations: the module docstring's (adaptive pool, optional BatchNorm, init).
+    Keras's VGG16 counts the same 138,357,544 (no BatchNorm).
+
+    Args: num_classes (int, default 1000; each class adds 4096 + 1 parameters), in_channels (int,
+    default 3), batch_norm (bool, default False), as in :class:`VGG` and :func:`make_features`.
+    """
     return VGG(make_features(CONFIGS["D"], in_channels, batch_norm), num_classes)
 
 
 def vgg19(num_classes=1000, in_channels=3, batch_norm=False):
+    """VGG-19 (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
+    Recognition", 2014; configuration E of Table 1), torchvision's layout and keys.
+
+    Stages: 16 3x3 convs with ReLU in five stages of 2 x 64, 2 x 128, 4 x 256, 4 x 512, 4 x 512
+    channels, each ending in a 2x2 max pool (224 -> 7) - fc 4096 - fc 4096 - fc num_classes.
+    Native input 3x224x224: 143,667,240 parameters, 19,632,062,464 multiply-adds (paper: 144M).
+    Deviations: the module docstring's (adaptive pool, optional BatchNorm, init).
+    Keras's VGG19 counts the same 143,667,240 (no BatchNorm).
+
+    Args: num_classes (int, default 1000; each class adds 4096 + 1 parameters), in_channels (int,
+    default 3), batch_norm (bool, default False), as in :class:`VGG` and :func:`make_features`.
+    """
     return VGG(make_features(CONFIGS["E"], in_channels, batch_norm), num_classes)

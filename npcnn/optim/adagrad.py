@@ -1,7 +1,8 @@
 """Adagrad: per-coordinate learning rates that shrink with the sum of squared gradients."""
 
 from ..backend import get_array_module
-from .optimizer import Optimizer, check_non_negative
+from .checks import check_non_negative, check_positive
+from .optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
@@ -16,6 +17,14 @@ class Adagrad(Optimizer):
         p    <- p - clr * g / (sqrt(s) + eps)
 
     State per parameter: ``step`` and ``sum``.
+
+    Args:
+        params: ``model.parameters()`` or a list of parameter-group dicts.
+        lr: >= 0, the learning rate.
+        lr_decay: >= 0, the time decay of the rate (clr above).
+        weight_decay: >= 0, the L2 penalty coefficient.
+        initial_accumulator_value: >= 0, the starting value of s.
+        eps: > 0, added to the denominator.
     """
 
     state_keys = ("step", "sum")
@@ -32,8 +41,9 @@ class Adagrad(Optimizer):
 
     def _check_hyperparameters(self, group):
         super()._check_hyperparameters(group)
-        for key in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
-            check_non_negative(self, group, key)
+        for key in ("lr_decay", "weight_decay", "initial_accumulator_value"):
+            check_non_negative("Adagrad", key, group[key])
+        check_positive("Adagrad", "eps", group["eps"])
 
     def _update(self, p, grad, state, group):
         if "sum" not in state:  # a parameter whose state was never created (e.g. after loading)

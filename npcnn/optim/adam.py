@@ -3,7 +3,8 @@
 import math
 
 from ..backend import get_array_module
-from .optimizer import Optimizer, check_betas, check_non_negative
+from .checks import check_bool, check_non_negative, check_positive
+from .optimizer import Optimizer, check_betas
 
 
 class Adam(Optimizer):
@@ -19,6 +20,14 @@ class Adam(Optimizer):
 
     State per parameter: ``step``, ``exp_avg`` (m), ``exp_avg_sq`` (v), ``max_exp_avg_sq``
     (v_max, if amsgrad).
+
+    Args:
+        params: ``model.parameters()`` or a list of parameter-group dicts.
+        lr: >= 0, the step size.
+        betas: (beta1, beta2), each in [0, 1): the decay of the running mean of g and of g^2.
+        eps: > 0, added to the denominator (keeps a step finite where v is 0).
+        weight_decay: >= 0, the L2 penalty (Adam: inside the gradient; AdamW: decoupled).
+        amsgrad: use the running maximum of v (Reddi et al., 2018).
     """
 
     state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
@@ -30,9 +39,11 @@ class Adam(Optimizer):
 
     def _check_hyperparameters(self, group):
         super()._check_hyperparameters(group)
-        check_non_negative(self, group, "eps")
-        check_non_negative(self, group, "weight_decay")
+        name = type(self).__name__
+        check_positive(name, "eps", group["eps"])
+        check_non_negative(name, "weight_decay", group["weight_decay"])
         check_betas(self, group)
+        check_bool(name, "amsgrad", group["amsgrad"])
 
     def _update(self, p, grad, state, group):
         xp = get_array_module(p.data)
@@ -70,6 +81,8 @@ class AdamW(Adam):
         p     <- p * (1 - lr * weight_decay)
         m, v  <- as in Adam, from the raw gradient g
         p     <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    The arguments are Adam's; ``weight_decay`` defaults to 1e-2 (PyTorch's).
     """
 
     decoupled_weight_decay = True

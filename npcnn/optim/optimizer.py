@@ -20,15 +20,23 @@ parameter stays float32.
 import numpy as np
 
 from .. import backend
+from ..nn.module import Module
 from ..nn.parameter import Parameter
+from .checks import check_non_negative, check_unit_interval
 
 
 class Optimizer:
     """Base class: parameter groups, ``zero_grad``, ``state_dict`` and ``load_state_dict``.
 
     Subclasses pass their ``defaults`` (every hyperparameter a group may override), list the
-    names of their per-parameter state in ``state_keys``, and write ``_update(p, grad, state,
-    group)``, which changes ``p.data`` in place.
+    names of their per-parameter state in ``state_keys``, check them in
+    ``_check_hyperparameters(group)``, and write ``_update(p, grad, state, group)``, which
+    changes ``p.data`` in place.
+
+    Args:
+        params: an iterable of Parameters (``model.parameters()``), or of parameter-group
+            dicts; not the model itself, a single Parameter or a state_dict (each a clear error).
+        defaults: the hyperparameters of every group that does not set its own.
     """
 
     state_keys = ()
@@ -37,10 +45,23 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}
+        name = type(self).__name__
         if isinstance(params, Parameter):
-            raise TypeError(f"{type(self).__name__}: params must be an iterable of Parameters "
+            raise TypeError(f"{name}: params must be an iterable of Parameters "
                             "(e.g. model.parameters()), got a single Parameter")
-        groups = list(params)
+        if isinstance(params, Module):
+            raise TypeError(f"{name}: params must be an iterable of Parameters, got the module "
+                            f"{type(params).__name__} itself; pass its parameters: "
+                            f"{name}(model.parameters(), ...)")
+        if isinstance(params, dict):
+            raise TypeError(f"{name}: params must be an iterable of Parameters or a list of parameter-group "
+                            "dicts, got a dict (a state_dict holds arrays, not Parameters); "
+                            "pass model.parameters()")
+        try:
+            groups = list(params)
+        except TypeError:
+            raise TypeError(f"{name}: params must be an iterable of Parameters (e.g. model.parameters()), "
+                            f"got {type(params).__name__}") from None
         if not groups:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
         if not isinstance(groups[0], dict):
@@ -72,8 +93,11 @@ class Optimizer:
         self.param_groups.append(new_group)
 
     def _check_hyperparameters(self, group):
-        """Raise ValueError naming the bad value; subclasses extend it."""
-        check_non_negative(self, group, "lr")
+        """Raise ValueError naming the class, the hyperparameter, its value and the allowed range.
+
+        The base class checks ``lr`` (finite, >= 0); subclasses extend it with their own.
+        """
+        check_non_negative(type(self).__name__, "lr", group["lr"])
 
     # ------------------------------------------------------------------ the update
 
@@ -151,10 +175,14 @@ class Optimizer:
                 raise KeyError(f"{name}.load_state_dict: unknown state keys {unknown}; "
                                f"expected some of {list(self.state_keys)}")
             new_state[p] = {k: _restore_value(v, p) for k, v in saved.items()}
+        new_groups = []
         for saved, group in zip(saved_groups, self.param_groups):
-            for k, v in saved.items():
-                if k != "params":
-                    group[k] = _plain(v)
+            new_group = dict(group)
+            new_group.update({k: _plain(v) for k, v in saved.items() if k != "params"})
+            self._check_hyperparameters(new_group)  # a saved lr of nan is as bad as a given one
+            new_groups.append(new_group)
+        for group, new_group in zip(self.param_groups, new_groups):
+            group.update(new_group)
         self.state = new_state
 
     def __repr__(self):
@@ -170,16 +198,13 @@ class Optimizer:
 # ----------------------------------------------------------------------------- helpers
 
 
-def check_non_negative(optimizer, group, key):
-    value = group[key]
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{type(optimizer).__name__}: invalid {key} {value!r}; expected a number >= 0")
-
-
 def check_betas(optimizer, group):
-    betas = group["betas"]
-    if len(betas) != 2 or not all(0.0 <= float(b) < 1.0 for b in betas):
-        raise ValueError(f"{type(optimizer).__name__}: invalid betas {betas!r}; expected two numbers in [0, 1)")
+    """``group["betas"]`` must be two finite numbers in [0, 1) (Adam's beta1 and beta2)."""
+    name, betas = type(optimizer).__name__, group["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"{name}: invalid betas {betas!r}; expected two finite numbers in [0, 1)")
+    for i, beta in enumerate(betas):
+        check_unit_interval(name, f"betas[{i}]", beta)
 
 
 def _as_index(key, name):

@@ -1,7 +1,8 @@
 """RMSprop: divide the gradient by a running root mean square of recent gradients."""
 
 from ..backend import get_array_module
-from .optimizer import Optimizer, check_non_negative
+from .checks import check_bool, check_non_negative, check_positive, check_unit_interval
+from .optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
@@ -18,6 +19,15 @@ class RMSprop(Optimizer):
 
     State per parameter: ``step``, ``square_avg``, ``momentum_buffer`` (if momentum > 0),
     ``grad_avg`` (if centered).
+
+    Args:
+        params: ``model.parameters()`` or a list of parameter-group dicts.
+        lr: >= 0, the learning rate.
+        alpha: in [0, 1), the decay of the running mean of g^2.
+        eps: > 0, added to the denominator.
+        weight_decay: >= 0, the L2 penalty coefficient.
+        momentum: in [0, 1), momentum on the normalized step.
+        centered: divide by the running standard deviation (subtract the mean of g) instead.
     """
 
     state_keys = ("step", "square_avg", "momentum_buffer", "grad_avg")
@@ -29,8 +39,11 @@ class RMSprop(Optimizer):
 
     def _check_hyperparameters(self, group):
         super()._check_hyperparameters(group)
-        for key in ("alpha", "eps", "weight_decay", "momentum"):
-            check_non_negative(self, group, key)
+        check_unit_interval("RMSprop", "alpha", group["alpha"])
+        check_positive("RMSprop", "eps", group["eps"])
+        check_non_negative("RMSprop", "weight_decay", group["weight_decay"])
+        check_unit_interval("RMSprop", "momentum", group["momentum"])
+        check_bool("RMSprop", "centered", group["centered"])
 
     def _update(self, p, grad, state, group):
         xp = get_array_module(p.data)

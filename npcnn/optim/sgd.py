@@ -1,6 +1,7 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay."""
 
-from .optimizer import Optimizer, check_non_negative
+from .checks import check_bool, check_non_negative, check_unit_interval
+from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -15,6 +16,15 @@ class SGD(Optimizer):
         p  <- p - lr * g
 
     State per parameter: ``momentum_buffer`` (only when momentum != 0).
+
+    Args:
+        params: ``model.parameters()``, or a list of parameter-group dicts
+            (``[{"params": ..., "lr": ...}, ...]``) whose keys override the defaults below.
+        lr: >= 0, the learning rate.
+        momentum: in [0, 1), the weight of the previous update in the buffer.
+        dampening: in [0, 1), the fraction of the new gradient held back from the buffer.
+        nesterov: Nesterov momentum (needs momentum > 0 and dampening = 0).
+        weight_decay: >= 0, the L2 penalty coefficient added to the gradient.
     """
 
     state_keys = ("momentum_buffer",)
@@ -26,8 +36,10 @@ class SGD(Optimizer):
 
     def _check_hyperparameters(self, group):
         super()._check_hyperparameters(group)
-        for key in ("momentum", "dampening", "weight_decay"):
-            check_non_negative(self, group, key)
+        check_unit_interval("SGD", "momentum", group["momentum"])
+        check_unit_interval("SGD", "dampening", group["dampening"])
+        check_non_negative("SGD", "weight_decay", group["weight_decay"])
+        check_bool("SGD", "nesterov", group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
 

@@ -37,6 +37,7 @@ class History:
         return len(self.epochs)
 
     def keys(self):
+        """The logged names, in the order they first appeared."""
         return self.history.keys()
 
     def last(self):
@@ -49,9 +50,11 @@ class History:
     # ------------------------------------------------------------------ state and files
 
     def state_dict(self):
+        """``{"epochs": [...], "history": {name: [...]}}`` (JSON-friendly; saved in checkpoints)."""
         return {"epochs": list(self.epochs), "history": {k: list(v) for k, v in self.history.items()}}
 
     def load_state_dict(self, state):
+        """Replace the contents with a :meth:`state_dict`."""
         if set(state) != {"epochs", "history"}:
             raise KeyError(f"History.load_state_dict: expected keys ['epochs', 'history'], got {sorted(state)}")
         self.epochs = [int(e) for e in state["epochs"]]
@@ -66,6 +69,7 @@ class History:
 
     @classmethod
     def from_json(cls, path):
+        """Read a History written by :meth:`to_json` (null read back as NaN)."""
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         history = cls()

@@ -11,6 +11,7 @@ Targets are class indices of shape (N,), or one-hot / probability rows of the lo
 import numpy as np
 
 from ..backend import get_array_module, to_numpy
+from ..optim.checks import check_int
 
 
 def class_targets(logits, y):
@@ -31,6 +32,7 @@ def topk_correct(logits, y, k=1):
     For k > 1 a target tied with others counts as inside the top k when fewer than k logits are
     strictly larger; for k = 1 the first maximum wins (argmax), as in PyTorch.
     """
+    k = check_int("accuracy", "k", k, 1)
     xp = get_array_module(logits)
     labels = class_targets(logits, y)
     if labels is None:
@@ -73,13 +75,16 @@ class Mean:
         self.reset()
 
     def reset(self):
+        """Start a new mean."""
         self.total, self.count = 0.0, 0
 
     def update(self, value, n=1):
+        """Add ``value``, the mean over a batch of ``n`` samples (weight n)."""
         self.total += float(value) * n
         self.count += int(n)
 
     def compute(self):
+        """The weighted mean so far (NaN before any update)."""
         return self.total / self.count if self.count else float("nan")
 
 
@@ -87,20 +92,24 @@ class Accuracy:
     """Running top-k accuracy; named "accuracy" for k = 1 and "top{k}_accuracy" otherwise."""
 
     def __init__(self, k=1):
-        self.k = int(k)
+        self.k = check_int("Accuracy", "k", k, 1)
         self.name = "accuracy" if self.k == 1 else f"top{self.k}_accuracy"
         self.reset()
 
     def reset(self):
+        """Start counting again."""
         self.correct, self.count = 0, 0
 
     def update(self, logits, y):
+        """Count the rows of ``logits`` (N, C) whose target ``y`` is among the top k; batches that
+        are not classification (regression targets) are skipped."""
         if class_targets(logits, y) is None:
             return  # not a classification batch: accuracy is undefined, not zero
         self.correct += topk_correct(logits, y, self.k)
         self.count += logits.shape[0]
 
     def compute(self):
+        """The fraction correct so far, in [0, 1] (NaN before any counted batch)."""
         return self.correct / self.count if self.count else float("nan")
 
 
@@ -108,14 +117,16 @@ class ConfusionMatrix:
     """Running confusion matrix over batches; ``compute()`` returns the (C, C) counts."""
 
     def __init__(self, num_classes):
-        self.num_classes = int(num_classes)
+        self.num_classes = check_int("ConfusionMatrix", "num_classes", num_classes, 1)
         self.name = "confusion_matrix"
         self.reset()
 
     def reset(self):
+        """Zero the counts."""
         self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
 
     def update(self, logits, y):
+        """Add a batch: the argmax of ``logits`` (N, C) against the targets ``y``."""
         labels = class_targets(logits, y)
         if labels is None:
             raise ValueError("ConfusionMatrix: expected logits (N, C) and labels (N,) or one-hot (N, C)")
@@ -123,6 +134,7 @@ class ConfusionMatrix:
         self.matrix += confusion_matrix(predicted, labels, self.num_classes)
 
     def compute(self):
+        """The (C, C) counts so far, rows true class, columns predicted (a copy)."""
         return self.matrix.copy()
 
 

@@ -53,6 +53,26 @@ def class_model(model, target, shape, steps=100, lr=0.1, l2=1e-3, jitter=2, blur
     ``target`` may be a list of classes: then a batch (K, C, H, W), one image per class, made
     in one ascent. ``init`` (same shape) replaces the default start, small noise around zero;
     ``clip=(lo, hi)`` keeps the pixels in the data's range.
+
+    Args:
+        model (Module): a classifier returning logits (N, classes); its parameters are not
+            changed (their gradients are not computed) and its mode is left as it was.
+        target (int or list of ints): the class(es) whose logit is ascended.
+        shape (tuple): one image's (C, H, W).
+        steps (int, default 100): gradient-ascent steps.
+        lr (float, default 0.1): the step, in pixel units: each step moves the pixels by
+            lr * grad / mean|grad|.
+        l2 (float, default 1e-3): weight of the -l2 ||I||^2 penalty (0 turns it off).
+        jitter (int, default 2): the largest random shift, in pixels, before each step.
+        blur_sigma (float, default 0.5): Gaussian blur of the image (in pixels) every
+            ``blur_every`` steps; 0 turns it off.
+        blur_every (int, default 4): steps between blurs.
+        clip (pair of floats, default None): (lo, hi) bounds of the pixels after each step.
+        init (array, default None): the start (C, H, W); None: 0.01 N(0, 1) noise.
+        seed (int, default 0): seeds the start noise and the jitter.
+
+    Returns:
+        The image (C, H, W), or (K, C, H, W) for a list of K targets, on the model's device.
     """
     classes = np.atleast_1d(np.asarray(target, dtype=np.int64))
     rng = np.random.default_rng(seed)
@@ -79,7 +99,18 @@ def class_model(model, target, shape, steps=100, lr=0.1, l2=1e-3, jitter=2, blur
 def deep_dream(model, image, layer, steps=20, lr=0.05, channel=None, jitter=2, blur_sigma=0.0, blur_every=4,
                clip=None, seed=0):
     """DeepDream: ascend 0.5 ||A||^2 of ``layer``'s output A (only ``channel`` of it when given)
-    from ``image`` (C, H, W) or a batch. Returns the amplified image(s), same shape."""
+    from ``image`` (C, H, W) or a batch. Returns the amplified image(s), same shape.
+
+    Args:
+        model (Module): the network; its parameters and mode are left as they were.
+        image (array): (C, H, W) or (N, C, H, W), the start.
+        layer (Module or str): the layer (or its dotted name in ``model.named_modules()``).
+        steps (int, default 20): gradient-ascent steps.
+        lr (float, default 0.05): the step in pixel units (as in :func:`class_model`).
+        channel (int, default None): amplify only this channel of A; None: all of A.
+        jitter, blur_sigma, blur_every, clip, seed: as in :func:`class_model` (no blur by
+            default).
+    """
     module = find_layer(model, layer)[1]
     images, single = as_batch(model, image)
     images = images.copy()

@@ -35,6 +35,18 @@ def nearest_neighbors(queries, database, k=5, model=None, layer=None, batch_size
     nearest first, by Euclidean distance in pixel space or, with ``model``, in feature space.
 
     ``exclude_self=True`` (queries taken from the database itself) drops matches at distance 0.
+
+    Args:
+        queries (array): (Q, ...) images (or any rows).
+        database (array): (D, ...) items of the same shape.
+        k (int, default 5): neighbours per query.
+        model (Module, default None): None compares pixels; a model compares the activations
+            of ``layer`` (run in eval mode, no caches).
+        layer (Module or str, default None): with ``model``: the layer whose output is the
+            feature; None: the input of the last Linear (the last hidden layer).
+        batch_size (int, default 256): rows per forward pass and per distance block.
+        exclude_self (bool, default False): skip database items at distance 0 (ties broken by
+            index, so the order is deterministic).
     """
     q = embed(queries, model, layer, batch_size)
     d = embed(database, model, layer, batch_size)

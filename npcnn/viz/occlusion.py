@@ -39,6 +39,21 @@ def occlusion_map(model, image, target=None, size=8, stride=4, value=0.5, score=
 
     image: one image (C, H, W); target: the class (default: the predicted one). The occluded
     copies are scored in batches, in eval mode without caches.
+
+    Args:
+        model (Module): a classifier returning logits (N, classes).
+        image (array): one image (C, H, W) (or a batch of one).
+        target (int, default None): the class scored; None: the model's prediction.
+        size (int, default 8): the occluding square's side, in pixels.
+        stride (int, default 4): pixels between patch positions; the last position in each
+            axis is moved in to touch the far edge.
+        value (float, default 0.5): what the covered pixels are set to (grey for [0, 1] images;
+            use the data's mean for normalized ones).
+        score (str, default "logit"): "logit" or "prob" (softmax probability).
+        batch_size (int, default 128): occluded copies scored per forward pass.
+
+    Returns:
+        float64 NumPy array: map[i, j] = S(image) - S(image occluded at position (i, j)).
     """
     if score not in ("logit", "prob"):
         raise ValueError(f"occlusion_map: score must be 'logit' or 'prob', got {score!r}")

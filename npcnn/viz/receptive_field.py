@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend
+from ..functional.geometry import pair as _pair
 from ..nn import activation, container, dropout, norm
 from ..nn.conv import Conv2d
 from ..nn.pooling import AvgPool2d, LPPool2d, MaxPool2d
@@ -41,10 +42,6 @@ class ReceptiveField:
         """(top, left, bottom, right) of unit (i, j)'s field, bottom/right exclusive, unclipped."""
         top, left = self.start[0] + i * self.jump[0], self.start[1] + j * self.jump[1]
         return top, left, top + self.size[0], left + self.size[1]
-
-
-def _pair(v):
-    return tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
 def layer_geometry(module):
@@ -124,6 +121,19 @@ def max_activating_patches(model, images, layer, channel, k=9, batch_size=256, f
     channel's strongest unit is found, the ``k`` images with the strongest ones are kept (one
     patch per image, so a single image cannot fill the list), and each patch is cut at that
     unit's receptive field. For a fully connected layer the "patch" is the whole image.
+
+    Args:
+        model (Module): the network (its layers up to ``layer`` must form a chain, see
+            :func:`receptive_field`).
+        images (array): (N, C, H, W) candidates.
+        layer (Module or str): the layer, or its dotted name.
+        channel (int): which output channel (unit, for a Linear layer) of ``layer``.
+        k (int, default 9): patches returned (fewer when N < k).
+        batch_size (int, default 256): images per forward pass.
+        fill (float, default 0.0): the value of a patch where the field hangs over the border.
+
+    Returns:
+        ActivatingPatches, best first.
     """
     images_np = np.asarray(backend.to_numpy(images))
     acts = layer_activations(model, images_np, layer, batch_size=batch_size)
