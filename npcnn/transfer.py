@@ -19,7 +19,7 @@ import numpy as np
 from . import backend
 from .grad_mode import no_grad
 from .nn.linear import Linear
-from .viz._common import capture, eval_mode, find_layer, last_linear
+from .nn.utils import capture, eval_mode, find_layer, last_linear
 
 
 def _modules_through(model, layer):
