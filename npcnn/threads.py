@@ -1,0 +1,120 @@
+"""How many threads NumPy's BLAS (OpenBLAS) uses for npcnn's matrix products.
+
+NumPy's OpenBLAS starts one thread per core and, after each call, keeps them spinning for a
+while waiting for the next one. On an idle machine the second core speeds up the large GEMMs;
+when another process keeps a core busy, the spinning threads fight it for the core and a
+multi-threaded GEMM can take many times longer than a single-threaded one (see the README's
+"Behaviour under load"). :func:`set_num_threads` changes the thread count at run time (without
+restarting Python); the environment variable ``OPENBLAS_NUM_THREADS`` sets it before NumPy loads.
+
+Only the BLAS is affected: NumPy's element-wise work is single-threaded whatever this says.
+On the CuPy backend the GPU does the work and these functions change nothing there.
+"""
+
+import ctypes
+import os
+
+_SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads",
+            "scipy_openblas_set_num_threads")
+_GETTERS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads",
+            "scipy_openblas_get_num_threads")
+
+_cache = {}
+
+
+def _openblas():
+    """NumPy's loaded OpenBLAS as a ctypes library, or None (another BLAS, or not found)."""
+    if "lib" not in _cache:
+        import numpy  # noqa: F401  (the BLAS is loaded with NumPy)
+
+        _cache["lib"] = None
+        try:
+            with open("/proc/self/maps") as maps:
+                paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and ".so" in line}
+        except OSError:  # not Linux: leave it to threadpoolctl
+            paths = set()
+        for path in sorted(paths):
+            lib = ctypes.CDLL(path)
+            setter = next((getattr(lib, s) for s in _SETTERS if hasattr(lib, s)), None)
+            getter = next((getattr(lib, g) for g in _GETTERS if hasattr(lib, g)), None)
+            if setter is not None and getter is not None:
+                setter.argtypes, getter.restype = [ctypes.c_int], ctypes.c_int
+                _cache["lib"] = (setter, getter)
+                break
+    return _cache["lib"]
+
+
+def available_cores():
+    """The cores this process may run on (its CPU affinity; ``os.cpu_count()`` where unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def get_num_threads():
+    """The number of threads NumPy's BLAS uses now (1 when it cannot be asked)."""
+    lib = _openblas()
+    if lib is not None:
+        return int(lib[1]())
+    try:
+        import threadpoolctl
+    except ImportError:
+        return 1
+    counts = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    return max(counts, default=1)
+
+
+def set_num_threads(n):
+    """Use ``n`` BLAS threads from now on; returns the count now in force.
+
+    Args:
+        n (int): threads, >= 1 (more than :func:`available_cores` only oversubscribes).
+
+    OpenBLAS is set through its own ``openblas_set_num_threads``; another BLAS (MKL, BLIS)
+    through ``threadpoolctl`` when that is installed (it is not a dependency of npcnn); with
+    neither, a RuntimeError says so.
+    """
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: expected a thread count >= 1, got {n}")
+    lib = _openblas()
+    if lib is not None:
+        lib[0](n)
+        return get_num_threads()
+    try:
+        import threadpoolctl
+    except ImportError as err:
+        raise RuntimeError("set_num_threads: NumPy's BLAS is not OpenBLAS and threadpoolctl is not installed "
+                           "(pip install threadpoolctl, or set OPENBLAS_NUM_THREADS / MKL_NUM_THREADS before "
+                           "Python starts)") from err
+    threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    return get_num_threads()
+
+
+def busy_cores_elsewhere(interval=0.05):
+    """Cores kept busy by other processes over the next ``interval`` seconds (a float).
+
+    Read from Linux's /proc/stat (all CPU time spent outside idle and iowait) less this
+    process's own CPU time over the same interval; 0.0 where /proc is missing.
+    """
+    import time
+
+    def machine_busy():
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+        return sum(fields) - fields[3] - fields[4]  # everything but idle and iowait, in clock ticks
+
+    try:
+        ticks = float(os.sysconf("SC_CLK_TCK"))
+        busy0, own0, t0 = machine_busy(), sum(os.times()[:2]), time.perf_counter()
+        time.sleep(interval)
+        busy1, own1, t1 = machine_busy(), sum(os.times()[:2]), time.perf_counter()
+    except (OSError, ValueError):
+        return 0.0
+    return max(0.0, ((busy1 - busy0) / ticks - (own1 - own0)) / (t1 - t0))
+
+
+def default_num_threads():
+    """The automatic thread count: the available cores not kept busy by other processes (>= 1)."""
+    return max(1, available_cores() - round(busy_cores_elsewhere()))
