@@ -39,7 +39,7 @@ def _openblas():
             getter = next((getattr(lib, g) for g in _GETTERS if hasattr(lib, g)), None)
             if setter is not None and getter is not None:
                 setter.argtypes, getter.restype = [ctypes.c_int], ctypes.c_int
-                _cache["lib"] = (setter, getter)
+                _cache["lib"], _cache["path"] = (setter, getter), path
                 break
     return _cache["lib"]
 
@@ -118,3 +118,56 @@ def busy_cores_elsewhere(interval=0.05):
 def default_num_threads():
     """The automatic thread count: the available cores not kept busy by other processes (>= 1)."""
     return max(1, available_cores() - round(busy_cores_elsewhere()))
+
+
+# ----------------------------------------------------------------------------- splitting work
+
+
+_pool = {"executor": None, "workers": 0}
+
+
+def map_split(fn, items, workers=None):
+    """[fn(group) for group in groups], the groups being ``items`` split into up to ``workers``
+    contiguous runs, run in parallel threads.
+
+    For kernels whose work falls into independent chunks: NumPy releases the GIL in array
+    operations, so two threads put two cores on the element-wise work too, which BLAS threads
+    never do. While the groups run, the BLAS is set to one thread (and put back afterwards):
+    each thread's GEMMs then run on its own core instead of two threads' GEMMs fighting over
+    one shared BLAS pool. (OpenBLAS's ``openblas_set_num_threads_local`` would be the
+    per-thread way, but in its pthreads builds it changes the global count too.)
+
+    Args:
+        fn (callable): takes a list of items (one group), returns anything.
+        items (list): the work items, e.g. (start, stop) chunks of a batch.
+        workers (int, default None): threads; None: :func:`get_num_threads` (what the BLAS may
+            use, so ``set_num_threads(1)`` makes every kernel single-threaded). With 1, or a
+            single item, ``fn`` runs once in this thread on all items.
+
+    Returns the list of the groups' results, in order.
+    """
+    items = list(items)
+    blas_threads = get_num_threads()
+    workers = max(1, min(len(items), blas_threads if workers is None else int(workers)))
+    if workers == 1:
+        return [fn(items)]
+    size, extra = divmod(len(items), workers)
+    groups, start = [], 0
+    for i in range(workers):
+        stop = start + size + (1 if i < extra else 0)
+        groups.append(items[start:stop])
+        start = stop
+    if _pool["workers"] < workers:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if _pool["executor"] is not None:
+            _pool["executor"].shutdown(wait=False)
+        _pool["executor"] = ThreadPoolExecutor(workers, thread_name_prefix="npcnn")
+        _pool["workers"] = workers
+    if blas_threads > 1:
+        set_num_threads(1)
+    try:
+        return list(_pool["executor"].map(fn, groups))
+    finally:
+        if blas_threads > 1:
+            set_num_threads(blas_threads)

@@ -148,6 +148,20 @@ def test_chunks_give_the_same_result(monkeypatch):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+def test_chunks_split_over_two_threads_give_the_same_result(monkeypatch):
+    rng = np.random.default_rng(10)
+    x, w = rng.standard_normal((7, 2, 5, 6)), rng.standard_normal((3, 2, 3, 3))
+    dout = rng.standard_normal((7, 3, 5, 6))
+    out, cache = Wg.winograd_conv2d_forward(x, w, None, 1)
+    grads = Wg.winograd_conv2d_backward(dout, cache)
+    monkeypatch.setattr(Wg, "CHUNK_TARGET_BYTES", 1)
+    monkeypatch.setattr(Wg, "_workers", lambda xp: 2)
+    split_out, split_cache = Wg.winograd_conv2d_forward(x, w, None, 1)
+    np.testing.assert_allclose(split_out, out, rtol=1e-12, atol=1e-12)
+    for got, want in zip(Wg.winograd_conv2d_backward(dout, split_cache)[:2], grads[:2]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_need_flags_and_dout_untouched():
     rng = np.random.default_rng(8)
     x, w = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((2, 3, 3, 3))

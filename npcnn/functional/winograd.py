@@ -34,8 +34,10 @@ the transposed matrix):
 B and A hold only 0 and +-1, so their transforms are written out as additions of strided
 slices (rows first, then columns) instead of matrix products; no Python loop runs over pixels
 or tiles, only over the 4 rows / columns of a tile. The batch is processed in chunks whose
-V stays near ``CHUNK_TARGET_BYTES`` (1 MB, cache-sized), and V is rebuilt in backward from x rather
-than kept, so a network holds no transformed inputs between its passes (as im2col's columns).
+V stays near ``CHUNK_TARGET_BYTES`` (1 MB, cache-sized); on NumPy the chunks are split over as
+many threads as the BLAS may use (``npcnn.threads.map_split``: the element-wise transforms then
+run on all cores, not only the GEMMs). V is rebuilt in backward from x rather than kept, so a
+network holds no transformed inputs between its passes (as im2col's columns).
 
 Float32 error: the transforms add and halve numbers of one magnitude, so F(2x2, 3x3) keeps the
 relative error of a direct float32 convolution (measured ~1e-7 relative to the output's scale;
@@ -46,6 +48,7 @@ fractions 1/4, 1/6, 1/24 and lose about a digit more, which is why only F(2x2, 3
 import numpy as np
 
 from ..backend import get_array_module
+from ..threads import map_split
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
@@ -99,6 +102,16 @@ def _geometry(x_shape, w_shape, padding):
         raise ValueError(f"winograd_conv2d: the 3x3 kernel is larger than the padded input "
                          f"({H + sum(pads[0])}, {W + sum(pads[1])})")
     return N, C, H, W, O, C // Cg, pads, Ho, Wo, (Ho + 1) // 2, (Wo + 1) // 2
+
+
+def _chunks(n, size):
+    return [(start, min(n, start + size)) for start in range(0, n, size)]
+
+
+def _workers(xp):
+    """Threads the chunks are split over: the BLAS's thread count on NumPy (see
+    :func:`npcnn.threads.map_split`), one on CuPy (the GPU runs the chunks in order)."""
+    return None if xp is np else 1
 
 
 def _chunk_size(C, th, tw, itemsize, N):
@@ -379,13 +392,15 @@ def winograd_conv2d_forward(x, w, b=None, padding=((0, 0), (0, 0)), groups=None)
     xp = get_array_module(x)
     U = weight_transform(w)
     out = xp.empty((N, O, 2 * th, 2 * tw), dtype=x.dtype)
-    chunk = _chunk_size(C, th, tw, x.dtype.itemsize, N)
-    buf = _Buffers(xp, x.dtype)
-    for start in range(0, N, chunk):
-        stop = min(N, start + chunk)
-        V = input_transform(_split_input(x, pads, th, tw, start, stop, buf), th, tw, buf)
-        M = _gemm(U, V, g, out=buf.get("M", (4, 4, O, V.shape[3])))
-        output_transform(M, out[start:stop], th, tw, buf)
+
+    def run(chunks):
+        buf = _Buffers(xp, x.dtype)
+        for start, stop in chunks:
+            V = input_transform(_split_input(x, pads, th, tw, start, stop, buf), th, tw, buf)
+            M = _gemm(U, V, g, out=buf.get("M", (4, 4, O, V.shape[3])))
+            output_transform(M, out[start:stop], th, tw, buf)
+
+    map_split(run, _chunks(N, _chunk_size(C, th, tw, x.dtype.itemsize, N)), _workers(xp))
     if (2 * th, 2 * tw) != (Ho, Wo):  # odd output size: the last tile row/column was half outside
         out = xp.ascontiguousarray(out[:, :, :Ho, :Wo])
     if b is not None:
@@ -418,21 +433,24 @@ def winograd_conv2d_backward(dout, cache, need_dx=True, need_dw=True):
     else:
         dout_full = dout  # only read
     dx = xp.empty(x.shape, dtype=x.dtype) if need_dx else None
-    dU = xp.zeros_like(U) if need_dw else None
     # U^T per group: (4, 4, O, Cg) -> (4, 4, C, Og), group-major rows like the input's channels
     Ut = U.reshape(4, 4, g, O // g, C // g).swapaxes(3, 4).reshape(4, 4, C, O // g) if need_dx else None
-    chunk = _chunk_size(C, th, tw, x.dtype.itemsize, N)
-    buf = _Buffers(xp, x.dtype)
-    for start in range(0, N, chunk):
-        stop = min(N, start + chunk)
-        dM = output_transform_backward(dout_full[start:stop], th, tw, buf)
-        if need_dw:
-            V = input_transform(_split_input(x, pads, th, tw, start, stop, buf), th, tw, buf)
-            dU += _gemm(dM, V, g, transpose_b=True, out=buf.get("dU", U.shape))
-        if need_dx:
-            dV = _gemm(Ut, dM, g, out=buf.get("dV", (4, 4, C, dM.shape[3])))
-            _join_input_gradient(input_transform_backward(dV, th, tw, buf), pads, dx[start:stop])
-    dw = weight_transform_backward(dU) if need_dw else None
+
+    def run(chunks):
+        buf = _Buffers(xp, x.dtype)
+        dU = xp.zeros_like(U) if need_dw else None
+        for start, stop in chunks:
+            dM = output_transform_backward(dout_full[start:stop], th, tw, buf)
+            if need_dw:
+                V = input_transform(_split_input(x, pads, th, tw, start, stop, buf), th, tw, buf)
+                dU += _gemm(dM, V, g, transpose_b=True, out=buf.get("dU", U.shape))
+            if need_dx:
+                dV = _gemm(Ut, dM, g, out=buf.get("dV", (4, 4, C, dM.shape[3])))
+                _join_input_gradient(input_transform_backward(dV, th, tw, buf), pads, dx[start:stop])
+        return dU
+
+    dUs = map_split(run, _chunks(N, _chunk_size(C, th, tw, x.dtype.itemsize, N)), _workers(xp))
+    dw = weight_transform_backward(sum(dUs[1:], dUs[0])) if need_dw else None
     return dx, dw, db
 
 

@@ -1,0 +1,61 @@
+"""npcnn.threads: the BLAS thread count at run time, the automatic choice, and map_split."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from npcnn import threads
+
+
+def test_set_and_get_round_trip():
+    before = threads.get_num_threads()
+    try:
+        assert threads.set_num_threads(1) == 1
+        assert threads.get_num_threads() == 1
+        a = np.ones((64, 64), dtype=np.float32)
+        np.testing.assert_allclose(a @ a, 64.0)  # the BLAS still works at the new count
+    finally:
+        threads.set_num_threads(before)
+    assert threads.get_num_threads() == before
+
+
+@pytest.mark.parametrize("bad", [0, -2])
+def test_bad_thread_count_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match="thread count >= 1"):
+        threads.set_num_threads(bad)
+
+
+def test_automatic_choice_is_between_one_and_the_cores():
+    assert 1 <= threads.default_num_threads() <= threads.available_cores()
+    assert threads.busy_cores_elsewhere(0.01) >= 0.0
+
+
+def test_map_split_keeps_order_and_covers_every_item():
+    names = set()
+
+    def fn(group):
+        names.add(threading.current_thread().name)
+        return [i * i for i in group]
+
+    results = threads.map_split(fn, range(7), workers=3)
+    assert len(results) == 3
+    assert [len(r) for r in results] == [3, 2, 2]
+    assert sum(results, []) == [i * i for i in range(7)]
+    assert threads.map_split(fn, [5], workers=4) == [[25]]  # one item: one group, this thread
+    assert threads.map_split(fn, range(3), workers=1) == [[0, 1, 4]]
+
+
+def test_map_split_puts_the_blas_thread_count_back():
+    before = threads.get_num_threads()
+    seen = threads.map_split(lambda group: threads.get_num_threads(), range(4), workers=2)
+    assert seen == [1, 1]  # one BLAS thread while the groups run
+    assert threads.get_num_threads() == before
+
+
+def test_map_split_passes_exceptions_on():
+    def fn(group):
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        threads.map_split(fn, range(4), workers=2)
