@@ -83,8 +83,12 @@ def worker_main(args):
     kwargs = {}
     if args.framework == "torch":
         kwargs["threads"] = args.threads
-    if args.framework == "npcnn-winograd":
+    if args.framework.startswith("npcnn-winograd"):
         kwargs["algo"] = "winograd"
+    if args.framework == "npcnn-winograd-nosplit":  # one thread for the transforms, BLAS as set
+        from npcnn.functional import winograd
+
+        winograd._workers = lambda xp: 1
     if args.framework.startswith("npcnn") and args.npcnn_threads != "env":
         import npcnn.threads
 
@@ -177,7 +181,8 @@ class Driver:
 
     def __init__(self, args, tmp):
         self.args, self.tmp, self.records = args, pathlib.Path(tmp), []
-        self.pythons = {"npcnn": sys.executable, "npcnn-winograd": sys.executable, "torch": args.python_torch,
+        self.pythons = {"npcnn": sys.executable, "npcnn-winograd": sys.executable,
+                        "npcnn-winograd-nosplit": sys.executable, "torch": args.python_torch,
                         "dezero": args.python_dezero, "chainer": args.python_chainer,
                         "gemm-numpy": sys.executable, "gemm-torch": args.python_torch}
         self.skipped, self.states, self.references = {}, {}, {}
@@ -220,7 +225,11 @@ class Driver:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             child_env[var] = str(threads)
         child_env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
-        child_env.update(env or {})
+        for var, val in (env or {}).items():  # None: unset (npcnn's own default applies)
+            if val is None:
+                child_env.pop(var, None)
+            else:
+                child_env[var] = val
         proc = subprocess.run(cmd, env=child_env, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
@@ -327,7 +336,7 @@ def suite_fair(driver, args):
     frameworks = [f for f in ("npcnn", "torch", "dezero", "chainer") if f in args.frameworks]
     for work in ("lenet5", "resnet20", "conv3x3"):
         batch = conv_b if work == "conv3x3" else b
-        names = frameworks + (["npcnn-winograd"] if work == "conv3x3" and "npcnn" in frameworks else [])
+        names = frameworks + (["npcnn-winograd"] if work != "lenet5" and "npcnn" in frameworks else [])
         jobs = [dict(framework=f, work=work, batch=batch, warmup=steps[work][0], steps=steps[work][1], threads=t)
                 for f in names]
         print(f"{work}:", flush=True)
@@ -351,11 +360,16 @@ def suite_scaling(driver, args):
     rounds_of(driver, jobs, args.rounds)
 
 
+UNSET = {"OPENBLAS_NUM_THREADS": None, "OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None}
 LOAD_VARIANTS = [  # (label, framework, threads, npcnn_threads, extra env)
     ("npcnn 1 thread", "npcnn", 1, "env", {}),
     ("npcnn 2 threads", "npcnn", 2, "env", {}),
-    ("npcnn 2 thr, timeout 4", "npcnn", 2, "env", {"OPENBLAS_THREAD_TIMEOUT": "4"}),
-    ("npcnn auto", "npcnn", 2, "auto", {}),
+    ("npcnn 2 thr, OPENBLAS_THREAD_TIMEOUT=4", "npcnn", 2, "env", {"OPENBLAS_THREAD_TIMEOUT": "4"}),
+    ("npcnn NPCNN_NUM_THREADS=auto", "npcnn", 2, "env", dict(UNSET, NPCNN_NUM_THREADS="auto")),
+    ("npcnn as installed (no variable)", "npcnn", 2, "env", dict(UNSET)),
+    ("npcnn Winograd 1 thread", "npcnn-winograd", 1, "env", {}),
+    ("npcnn Winograd 2 threads, split", "npcnn-winograd", 2, "env", {}),
+    ("npcnn Winograd 2 threads, no split", "npcnn-winograd-nosplit", 2, "env", {}),
     ("torch 1 thread", "torch", 1, "env", {}),
     ("torch 2 threads", "torch", 2, "env", {}),
 ]
@@ -408,7 +422,7 @@ def table_fair(rows, threads):
         lines.append(f"| {title} | {cell('torch')} | {cell('npcnn')} | {ratio('npcnn', 'torch')} | {cell('dezero')} "
                      f"| {cell('chainer')} | {ratio('npcnn', 'dezero')} | {ratio('npcnn', 'chainer')} |")
         if cells["npcnn-winograd"] is not None:
-            lines.append(f"| ... npcnn Winograd F(2x2,3x3) kernel | | {cell('npcnn-winograd')} | "
+            lines.append(f"| ... npcnn with Winograd F(2x2,3x3) | | {cell('npcnn-winograd')} | "
                          f"{ratio('npcnn-winograd', 'torch')} | | | {ratio('npcnn-winograd', 'dezero')} | "
                          f"{ratio('npcnn-winograd', 'chainer')} |")
     for label, title in (("gemm-numpy", "NumPy (OpenBLAS)"), ("gemm-torch", "PyTorch (MKL)")):

@@ -9,6 +9,11 @@ restarting Python); the environment variable ``OPENBLAS_NUM_THREADS`` sets it be
 
 Only the BLAS is affected: NumPy's element-wise work is single-threaded whatever this says.
 On the CuPy backend the GPU does the work and these functions change nothing there.
+
+At import npcnn applies :func:`apply_default` once: the environment variable
+``NPCNN_NUM_THREADS`` (an integer, ``auto`` or ``keep``) decides; unset, a BLAS thread variable
+the user set (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) is respected,
+and otherwise ``DEFAULT`` applies. ``NPCNN_NUM_THREADS=keep`` opts out (NumPy's own default).
 """
 
 import ctypes
@@ -20,6 +25,11 @@ _GETTERS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", 
             "scipy_openblas_get_num_threads")
 
 _cache = {}
+
+ENV = "NPCNN_NUM_THREADS"
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# What npcnn does at import when neither NPCNN_NUM_THREADS nor a BLAS variable is set.
+DEFAULT = "keep"
 
 
 def _openblas():
@@ -118,6 +128,39 @@ def busy_cores_elsewhere(interval=0.05):
 def default_num_threads():
     """The automatic thread count: the available cores not kept busy by other processes (>= 1)."""
     return max(1, available_cores() - round(busy_cores_elsewhere()))
+
+
+def apply_default(environ=None):
+    """Set the BLAS thread count as ``NPCNN_NUM_THREADS`` says (npcnn calls this once at import).
+
+    Args:
+        environ (mapping, default None): the environment to read; None: ``os.environ``.
+            ``NPCNN_NUM_THREADS`` = an integer n (n threads), ``auto`` (:func:`default_num_threads`)
+            or ``keep`` (change nothing). Unset: ``keep`` when a BLAS variable (BLAS_ENV) is
+            set, else ``DEFAULT``.
+
+    Returns the thread count in force afterwards, or None where nothing was changed. A bad
+    value is a ValueError naming the variable.
+    """
+    environ = os.environ if environ is None else environ
+    value = environ.get(ENV, "").strip().lower()
+    if not value:
+        value = "keep" if any(environ.get(v) for v in BLAS_ENV) else DEFAULT
+    if value == "keep":
+        return None
+    if value == "auto":
+        n = default_num_threads()
+    else:
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"{ENV}={environ.get(ENV)!r}: expected a thread count >= 1, 'auto' or 'keep'")
+    try:
+        return set_num_threads(n)
+    except RuntimeError:  # neither OpenBLAS nor threadpoolctl: nothing can be set at run time
+        return None
 
 
 # ----------------------------------------------------------------------------- splitting work

@@ -59,3 +59,18 @@ def test_map_split_passes_exceptions_on():
 
     with pytest.raises(KeyError):
         threads.map_split(fn, range(4), workers=2)
+
+
+def test_apply_default_reads_the_environment():
+    before = threads.get_num_threads()
+    try:
+        assert threads.apply_default({"NPCNN_NUM_THREADS": "1"}) == 1
+        assert threads.apply_default({"NPCNN_NUM_THREADS": "keep"}) is None
+        assert threads.apply_default({"OPENBLAS_NUM_THREADS": "1"}) is None  # the user's BLAS setting wins
+        assert 1 <= threads.apply_default({"NPCNN_NUM_THREADS": "auto"}) <= threads.available_cores()
+        with pytest.raises(ValueError, match="NPCNN_NUM_THREADS='many'"):
+            threads.apply_default({"NPCNN_NUM_THREADS": "many"})
+        with pytest.raises(ValueError, match="NPCNN_NUM_THREADS='0'"):
+            threads.apply_default({"NPCNN_NUM_THREADS": "0"})
+    finally:
+        threads.set_num_threads(before)

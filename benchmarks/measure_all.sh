@@ -1,0 +1,20 @@
+#!/bin/sh
+# The speed figures of the README, in one go (about 20 minutes on 2 cores). Run on a quiet
+# machine: check `uptime` (load average < 0.5) first; every suite records the load before and
+# after. Results: runs/bench/{fair,load,scaling}.{json,md} and runs/bench/conv_bench.txt.
+#   DEZERO_PY, CHAINER_PY: interpreters with DeZero / Chainer 7.8.1 (see fair_bench.py's docstring).
+set -e
+cd "$(dirname "$0")/.."
+DEZERO_PY=${DEZERO_PY:-python}
+CHAINER_PY=${CHAINER_PY:-python}
+mkdir -p runs/bench
+uptime
+python benchmarks/fair_bench.py --suite fair --rounds 3 --python-dezero "$DEZERO_PY" --python-chainer "$CHAINER_PY"
+uptime
+python benchmarks/fair_bench.py --suite load --rounds 2
+uptime
+python benchmarks/conv_bench.py --algos im2col winograd --repeats 5 \
+    --shapes vgg3x3 resnet20_s1 resnet20_s2 resnet20_s3 | tee runs/bench/conv_bench.txt
+uptime
+python benchmarks/fair_bench.py --suite scaling --rounds 1
+uptime
