@@ -43,6 +43,7 @@ SHAPES = {
     "lenet_conv2": (64, 6, 14, 14, 16, 5, 1, 0),
     "vgg3x3": (64, 64, 32, 32, 64, 3, 1, 1),
     # the 3x3 convolutions of ResNet-20's three stages at batch 128
+    "resnet20_stem": (128, 3, 32, 32, 16, 3, 1, 1),
     "resnet20_s1": (128, 16, 32, 32, 16, 3, 1, 1),
     "resnet20_s2": (128, 32, 16, 16, 32, 3, 1, 1),
     "resnet20_s3": (128, 64, 8, 8, 64, 3, 1, 1),

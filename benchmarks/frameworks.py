@@ -71,37 +71,40 @@ def npcnn_conv_state(seed=0):
 
 
 def npcnn_use_winograd(model):
-    """Run every 3x3 stride-1 Conv2d of ``model`` by the Winograd kernels (for this benchmark).
+    """Run every 3x3 stride-1 zero-padded Conv2d of ``model`` by the Winograd kernels.
 
-    Sets ``algo = "winograd"`` on those layers; where npcnn's Conv2d does not know that
-    algorithm yet (before it is wired into ``functional.conv``'s dispatch), this process's
-    dispatch functions in ``npcnn.nn.conv`` are wrapped to route it to ``functional.winograd``.
-    Returns the number of layers switched.
+    For this benchmark only, independent of how npcnn's Conv2d dispatches its algorithms: each
+    such layer instance gets a forward and backward of its own (instance attributes) that call
+    ``functional.winograd`` with the layer's weight and bias. Returns the number of layers switched.
     """
     from npcnn import nn
     from npcnn.functional import winograd as Wg
-    from npcnn.nn import conv as nnconv
 
-    layers = [m for m in model.modules() if isinstance(m, nn.Conv2d)
-              and Wg.winograd_applicable(m.weight.shape, m.stride, m.dilation)]
-    for m in layers:
-        m.algo = "winograd"
-    if hasattr(nnconv, "_conv2d_forward") and not getattr(nnconv, "_bench_winograd", False):
-        forward, backward = nnconv._conv2d_forward, nnconv._conv2d_backward
+    count = 0
+    for m in model.modules():
+        if not (isinstance(m, nn.Conv2d) and Wg.winograd_applicable(m.weight.shape, m.stride, m.dilation)
+                and m.padding_mode == "zeros" and not isinstance(m.padding, str)):
+            continue
+        pads = tuple((int(p), int(p)) for p in m.padding)
+        saved = []
 
-        def routed_forward(algo, x, w, b, pads, stride, dilation, groups):
-            if algo == "winograd":
-                return Wg.winograd_conv2d_forward(x, w, b, pads, groups)
-            return forward(algo, x, w, b, pads, stride, dilation, groups)
+        def forward(x, m=m, pads=pads, saved=saved):
+            out, cache = Wg.winograd_conv2d_forward(x, m.weight.data, None if m.bias is None else m.bias.data,
+                                                    pads, m.groups)
+            saved.append(cache)
+            return out
 
-        def routed_backward(algo, dout, cache, need_dw):
-            if algo == "winograd":
-                return Wg.winograd_conv2d_backward(dout, cache, need_dw=need_dw)
-            return backward(algo, dout, cache, need_dw)
+        def backward(dout, m=m, saved=saved):
+            dx, dw, db = Wg.winograd_conv2d_backward(dout, saved.pop(), need_dw=m.weight.requires_grad)
+            m.weight.accumulate_grad(dw)
+            if m.bias is not None:
+                m.bias.accumulate_grad(db)
+            return dx
 
-        nnconv._conv2d_forward, nnconv._conv2d_backward = routed_forward, routed_backward
-        nnconv._bench_winograd = True
-    return len(layers)
+        object.__setattr__(m, "forward", forward)
+        object.__setattr__(m, "backward", backward)
+        count += 1
+    return count
 
 
 def build_npcnn(work, state, x, y, algo=None):

@@ -14,7 +14,7 @@ uptime
 python benchmarks/fair_bench.py --suite load --rounds 2
 uptime
 python benchmarks/conv_bench.py --algos im2col winograd --repeats 5 \
-    --shapes vgg3x3 resnet20_s1 resnet20_s2 resnet20_s3 | tee runs/bench/conv_bench.txt
+    --shapes vgg3x3 resnet20_stem resnet20_s1 resnet20_s2 resnet20_s3 | tee runs/bench/conv_bench.txt
 uptime
 python benchmarks/fair_bench.py --suite scaling --rounds 1
 uptime
