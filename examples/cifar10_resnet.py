@@ -20,6 +20,9 @@ Reference figure: the paper's ResNet-20 reaches 91.25% test accuracy (8.75% erro
 has not been run to completion on the 2-core development machine, which has no CIFAR-10 copy
 (see ``benchmarks/train_bench.py`` for the images per second it would train at).
 
+5,000 training images are held out (seeded, ``--val-size``) to validate on each epoch and to pick
+``best.npz``; the test set is evaluated once, at the end.
+
 Writes ``best.npz`` / ``last.npz`` checkpoints (resumable), ``model.npz`` (npcnn.save),
 ``history.json``, ``result.json`` and ``curves.png`` (with matplotlib) to ``--out``.
 """
@@ -33,10 +36,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import npcnn
 from npcnn import models, nn
-from npcnn.cli import make_loaders, make_optimizer
 from npcnn.data import DatasetNotFoundError, cifar10
 from npcnn.optim import lr_scheduler
 from npcnn.train import ModelCheckpoint, Trainer, evaluate, save_run
+from npcnn.train.recipes import make_loaders, make_optimizer
 
 HOW_TO_GET_CIFAR = (
     "CIFAR-10 was not found. Download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz "
@@ -71,6 +74,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--subset", type=int, default=0, help="use only the first N train and N test images")
+    parser.add_argument("--val-size", type=int, default=5000,
+                        help="training images held out for validation and best.npz (seeded; 0: none)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--weight-decay", type=float, default=5e-4)
@@ -87,19 +92,23 @@ def main(argv=None):
     npcnn.manual_seed(args.seed)
     train_set, test_set = load_cifar10(args.data_root, download=not args.no_download)
     # random crop (zero padding 4) + horizontal flip, standardized with CIFAR-10's channel statistics
-    train_loader, test_loader = make_loaders(train_set, test_set, "cifar10", args.batch_size, args.seed, augment=True,
-                                             crop_padding=4, subset=args.subset, test_subset=args.subset)
+    if not 0 <= args.val_size < len(train_set):
+        raise SystemExit(f"cifar10_resnet.py: --val-size must be in [0, {len(train_set) - 1}], got {args.val_size}")
+    train_loader, val_loader, test_loader = make_loaders(train_set, test_set, "cifar10", args.batch_size, args.seed,
+                                                         augment=True, crop_padding=4, subset=args.subset,
+                                                         test_subset=args.subset, val_size=args.val_size)
     model = models.get_model(f"resnet{args.depth}", num_classes=len(train_set.classes))
     optimizer = make_optimizer("sgd", model.parameters(), args.lr, args.weight_decay)
     scheduler = make_scheduler(optimizer, args.schedule, args.epochs, len(train_loader))
     os.makedirs(args.out, exist_ok=True)
     trainer = Trainer(model, nn.CrossEntropyLoss(), optimizer, scheduler=scheduler, scheduler_interval="batch",
-                      callbacks=[ModelCheckpoint(args.out)], verbose=args.verbose)
+                      callbacks=[ModelCheckpoint(args.out, monitor="val_loss" if val_loader else "loss")],
+                      verbose=args.verbose)
 
     start = time.perf_counter()
-    history = trainer.fit(train_loader, args.epochs, val_loader=test_loader, resume_from=args.resume)
+    history = trainer.fit(train_loader, args.epochs, val_loader=val_loader, resume_from=args.resume)
     seconds = time.perf_counter() - start
-    accuracy = evaluate(model, test_loader)["accuracy"]
+    accuracy = evaluate(model, test_loader)["accuracy"]  # the test set, touched once
 
     result = {"model": f"resnet{args.depth}", "test_accuracy": accuracy, "train_seconds": round(seconds, 1),
               "epochs": args.epochs, "train_images": len(train_loader.dataset)}

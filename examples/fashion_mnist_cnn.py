@@ -36,9 +36,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import npcnn
 from npcnn import nn
-from npcnn.cli import load_dataset, make_loaders, make_optimizer
+from npcnn.data import DatasetNotFoundError
 from npcnn.optim import lr_scheduler
 from npcnn.train import Trainer, evaluate, save_run
+from npcnn.train.recipes import load_dataset, make_loaders, make_optimizer
 
 
 def small_vgg(num_classes=10, in_channels=1, widths=(32, 64, 128)):
@@ -54,9 +55,13 @@ def small_vgg(num_classes=10, in_channels=1, widths=(32, 64, 128)):
 
 def fashion_loaders(subset, batch_size, seed, root=None):
     """Train loader (random crop with padding 2, horizontal flip, standardized) and test loader."""
-    train_set, test_set = load_dataset("fashion-mnist", root)
-    return make_loaders(train_set, test_set, "fashion-mnist", batch_size, seed, augment=True, crop_padding=2,
-                        subset=subset, test_subset=subset)
+    try:
+        train_set, test_set = load_dataset("fashion-mnist", root)
+    except DatasetNotFoundError as err:
+        raise SystemExit(f"fashion_mnist_cnn.py: {err}") from None
+    loaders = make_loaders(train_set, test_set, "fashion-mnist", batch_size, seed, augment=True, crop_padding=2,
+                           subset=subset, test_subset=subset, val_size=0)
+    return loaders.train, loaders.test
 
 
 def main(argv=None):

@@ -107,8 +107,12 @@ def main(argv=None):
     background_only = float((m_test == 0).mean())
     print(f"held-out pixel accuracy {float((predicted == m_test).mean()):.3f} "
           f"(all-background baseline {background_only:.3f}), mean IoU {mean_iou(predicted, m_test, num_classes):.3f}")
-    save_picture(args.out, x_test[:8], m_test[:8], predicted[:8], num_classes)
-    print(f"saved {args.out}")
+    try:
+        save_picture(args.out, x_test[:8], m_test[:8], predicted[:8], num_classes)
+    except ImportError:
+        print(f"(matplotlib is not installed: no {args.out}; pip install npcnn[plot])")
+    else:
+        print(f"saved {args.out}")
 
 
 if __name__ == "__main__":

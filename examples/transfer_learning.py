@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import npcnn
 from npcnn import nn, transfer
-from npcnn.data import DataLoader, fashion_mnist, mnist
+from npcnn.data import DataLoader, DatasetNotFoundError, fashion_mnist, mnist
 from npcnn.data import transforms as T
 
 BODY = ["c1", "c3", "c5", "f6"]  # LeNet-5's layers with weights before the output layer
@@ -183,10 +183,14 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     start = time.time()
 
-    digits = mnist(root=args.data, train=True, normalize=True)
+    try:
+        digits = mnist(root=args.data, train=True, normalize=True)
+        digits_test = mnist(root=args.data, train=False, normalize=True)
+        target = fashion_mnist(root=args.data, train=True, normalize=True)
+        target_test = fashion_mnist(root=args.data, train=False, normalize=True)
+    except DatasetNotFoundError as err:
+        raise SystemExit(f"transfer_learning.py: {err}") from None
     source = (digits.images[:cfg["pretrain"]], digits.labels[:cfg["pretrain"]])
-    target = fashion_mnist(root=args.data, train=True, normalize=True)
-    target_test = fashion_mnist(root=args.data, train=False, normalize=True)
     test = (target_test.images[:cfg["test"]], target_test.labels[:cfg["test"]])
     train_set = (target.images, target.labels)
 
@@ -194,7 +198,6 @@ def main(argv=None):
     history = npcnn.train.fit(pretrained, nn.CrossEntropyLoss(), npcnn.optim.Adam(pretrained.parameters(), lr=2e-3),
                               DataLoader(source, batch_size=64, shuffle=True, seed=args.seed),
                               epochs=cfg["pretrain_epochs"], verbose=2)
-    digits_test = mnist(root=args.data, train=False, normalize=True)
     print(f"pretrained on {cfg['pretrain']} MNIST digits: loss {history['loss'][-1]:.3f}, "
           f"MNIST test accuracy {accuracy(pretrained, (digits_test.images[:2000], digits_test.labels[:2000])):.3f}")
 

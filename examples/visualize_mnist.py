@@ -11,6 +11,7 @@ output), so its state_dict has the same keys.
 """
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -22,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import npcnn
 from npcnn import nn, viz
-from npcnn.data import DataLoader, mnist
+from npcnn.data import DataLoader, DatasetNotFoundError, mnist
 
 
 def lenet5_relu(num_classes=10):
@@ -60,12 +61,17 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join("runs", "viz"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("matplotlib") is None:
+        raise SystemExit("visualize_mnist.py draws pictures and needs matplotlib: pip install npcnn[plot]")
     start = time.time()
     out = lambda name: os.path.join(args.out, name)  # noqa: E731
 
     npcnn.manual_seed(args.seed)
-    train = mnist(root=args.data, train=True, normalize=True)
-    test = mnist(root=args.data, train=False, normalize=True)
+    try:
+        train = mnist(root=args.data, train=True, normalize=True)
+        test = mnist(root=args.data, train=False, normalize=True)
+    except DatasetNotFoundError as err:
+        raise SystemExit(f"visualize_mnist.py: {err}") from None
     model = lenet5_relu()
     history = train_or_load(model, train, test, args)
     model.eval()

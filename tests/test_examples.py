@@ -6,7 +6,10 @@ examples reach with their default settings (those figures are in each example's 
 
 import importlib.util
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -85,10 +88,11 @@ def test_cifar10_resnet_runs_on_a_fixture(tmp_path, schedule):
     write_cifar_fixture(tmp_path / "data")
     out = tmp_path / "out"
     example = load_example("cifar10_resnet")
-    result = example.main(["--epochs", "2", "--batch-size", "16", "--schedule", schedule,
+    result = example.main(["--epochs", "2", "--batch-size", "16", "--schedule", schedule, "--val-size", "8",
                            "--data-root", str(tmp_path / "data"), "--no-download", "--out", str(out),
                            "--verbose", "0"])
-    assert result["train_images"] == 40 and result["epochs"] == 2
+    assert result["train_images"] == 32 and result["epochs"] == 2  # 40 less the 8 held out
+    assert len(json.loads((out / "history.json").read_text())["val_loss"]) == 2
     for name in ("model.npz", "last.npz", "history.json", "result.json"):
         assert (out / name).is_file(), name
     model = npcnn.models.resnet20()
@@ -123,9 +127,32 @@ def test_mnist_lenet5_main_example_runs_on_a_subset(tmp_path):
     except (DatasetNotFoundError, OSError):
         pytest.skip("MNIST files not found (set NPCNN_DATA to a folder holding them)")
     example = load_example("mnist_lenet5")
-    accuracy = example.main(["--epochs", "2", "--subset", "4096", "--out", str(tmp_path)])
+    accuracy = example.main(["--epochs", "2", "--subset", "4096", "--val-size", "1000", "--out", str(tmp_path)])
     assert 0.85 < accuracy <= 1.0  # 2 epochs on 4,096 digits; the full run reaches 99.1%
     for name in ("model.npz", "history.json", "result.json", "best.npz", "last.npz"):
         assert (tmp_path / name).exists(), name
     model = npcnn.models.lenet5()
     model.load_state_dict(npcnn.load(tmp_path / "model.npz"))
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["val_loss"]) == 2  # validated on the held-out digits each epoch
+    assert json.loads((tmp_path / "result.json").read_text())["val_size"] == 1000
+
+
+@pytest.mark.parametrize("name", ["mnist_lenet5", "fashion_mnist_cnn", "visualize_mnist", "transfer_learning"])
+def test_examples_without_the_data_print_the_message_without_a_traceback(tmp_path, name):
+    """Run as a user would, with no dataset anywhere and no network (--no-download where there
+    is one; elsewhere the download fails at once: nothing can be reached from the test)."""
+    env = dict(os.environ, NPCNN_DATA=str(tmp_path / "none"), XDG_CACHE_HOME=str(tmp_path / "cache"),
+               PYTHONPATH=str(EXAMPLES.parent))
+    extra = ["--no-download"] if name == "mnist_lenet5" else []
+    if name == "visualize_mnist" and importlib.util.find_spec("matplotlib") is None:
+        extra = []  # it stops at the matplotlib check first: also a message
+    opener = ("import urllib.request, runpy, sys; "
+              "urllib.request.urlopen = lambda *a, **k: (_ for _ in ()).throw(OSError('offline (test)')); "
+              f"sys.argv = [{str(EXAMPLES / (name + '.py'))!r}] + {extra + ['--out', str(tmp_path / 'out')]!r}; "
+              "runpy.run_path(sys.argv[0], run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", opener], capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "not found" in result.stderr or "matplotlib" in result.stderr, result.stderr

@@ -7,6 +7,7 @@ import pytest
 from conftest import noncontiguous, torch_or_skip
 
 from npcnn.functional import conv as F
+from npcnn.functional.geometry import conv_output_size, conv_transpose_output_size
 from npcnn.functional.padding import pad_backward, pad_backward_naive, pad_forward
 from npcnn.gradcheck import check_function
 
@@ -99,7 +100,7 @@ def test_im2col_layout_and_col2im_adjoint(rng):
     x = rng.standard_normal((2, 3, 6, 5))
     cols = F.im2col(x, (3, 2), stride=(2, 1), padding=((1, 0), (0, 1)), dilation=(1, 2))
     xpad = np.pad(x, ((0, 0), (0, 0), (1, 0), (0, 1)))
-    Ho, Wo = F.conv_output_size(6, 3, 2, (1, 0)), F.conv_output_size(5, 2, 1, (0, 1), 2)
+    Ho, Wo = conv_output_size(6, 3, 2, (1, 0)), conv_output_size(5, 2, 1, (0, 1), 2)
     assert cols.shape == (3 * 3 * 2, 2 * Ho * Wo)
     # cols[(c, i, j), (n, y, x)] = xpad[n, c, 2y + i, x + 2j]
     c, i, j, n, y, x_ = 2, 1, 1, 1, 2, 1
@@ -113,7 +114,7 @@ def test_im2col_layout_and_col2im_adjoint(rng):
 # ----------------------------------------------------------------------------- chunking
 
 
-@pytest.mark.parametrize("cap", [1, 5000, 10 ** 9])
+@pytest.mark.parametrize("cap", [1944, 5000, 10 ** 9])  # one output row of columns (3*3*3*9 float64), a few, all
 def test_chunking_gives_identical_results(rng, cap):
     x, w, b, kw = _arrays(rng, (5, 3, 7, 7, 4, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1), 1))
     out, cache = F.conv2d_forward(x, w, b, max_buffer_bytes=cap, **kw)
@@ -176,7 +177,8 @@ def test_column_buffer_respects_cap_in_practice(rng):
     assert capped < 256 * 1024 + 1.5 * 2 ** 20 < full
     out, cache = F.conv2d_forward(x, w, None, **kw)
     dout = rng.standard_normal(out.shape).astype(np.float32)
-    assert _peak_bytes(lambda: F.conv2d_backward(dout, cache[:4] + (256 * 1024,))) < 256 * 1024 + 2 * 2 ** 20
+    capped_cache = cache._replace(saved=cache.saved[:4] + (256 * 1024,))
+    assert _peak_bytes(lambda: F.conv2d_backward(dout, capped_cache)) < 256 * 1024 + 2 * 2 ** 20
 
 
 def test_pointwise_uses_no_columns(rng):
@@ -265,10 +267,10 @@ def test_errors(rng):
 
 
 def test_output_sizes():
-    assert F.conv_output_size(224, 7, 2, 3) == 112
-    assert F.conv_output_size(227, 11, 4, 0) == 55
-    assert F.conv_output_size(10, 3, 1, (1, 0), 2) == 7
-    assert F.conv_transpose_output_size(112, 7, 2, 3, 1) == 224
+    assert conv_output_size(224, 7, 2, 3) == 112
+    assert conv_output_size(227, 11, 4, 0) == 55
+    assert conv_output_size(10, 3, 1, (1, 0), 2) == 7
+    assert conv_transpose_output_size(112, 7, 2, 3, 1) == 224
 
 
 # ----------------------------------------------------------------------------- padding modes
@@ -334,3 +336,64 @@ def test_conv_transpose2d_matches_torch(rng, dtype, tol):
     tout.backward(torch.tensor(dout))
     for got, expected in zip((out,) + grads, (tout, tx.grad, tw.grad, tb.grad)):
         np.testing.assert_allclose(got, expected.detach().numpy(), rtol=tol, atol=tol)
+
+
+# ----------------------------------------------------------------------------- one sample over the cap (issue 15)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups", [
+    ((2, 3, 11, 9), (4, 3, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),      # flat layout
+    ((2, 4, 12, 10), (6, 2, 3, 2), (2, 1), ((2, 0), (1, 2)), (2, 1), 2),     # strided, dilated, grouped
+    ((1, 2, 9, 9), (2, 2, 1, 1), (2, 2), ((0, 0), (0, 0)), (1, 1), 1),       # 1x1 strided
+])
+def test_sample_over_the_cap_is_split_into_row_bands(rng, x_shape, w_shape, stride, padding, dilation, groups):
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    g = F.conv_geometry(x_shape, w_shape, stride, padding, dilation, groups)
+    cap = F.column_bytes_per_sample(g, 8) // 3
+    assert len(F.row_bands(g, 8, cap)) >= 3 and F.row_bands(g, 8) is None
+    ref, ref_cache = F.conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    out, cache = F.conv2d_forward(x, w, b, stride, padding, dilation, groups, max_buffer_bytes=cap)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    for mine, expected in zip(F.conv2d_backward(dout, cache), F.conv2d_backward(dout, ref_cache)):
+        np.testing.assert_allclose(mine, expected, rtol=1e-12, atol=1e-12)
+    # the transposed convolution runs the same banded products
+    wt = rng.standard_normal((w_shape[0], w_shape[1], w_shape[2], w_shape[3]))
+    args = (None, stride, padding, (0, 0), dilation, groups)
+    t_ref, t_ref_cache = F.conv_transpose2d_forward(ref, wt, *args)
+    t_out, t_cache = F.conv_transpose2d_forward(ref, wt, *args, max_buffer_bytes=cap)
+    np.testing.assert_allclose(t_out, t_ref, rtol=1e-12, atol=1e-12)
+    t_dout = rng.standard_normal(t_out.shape)
+    for mine, expected in zip(F.conv_transpose2d_backward(t_dout, t_cache)[:2],
+                              F.conv_transpose2d_backward(t_dout, t_ref_cache)[:2]):
+        np.testing.assert_allclose(mine, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_single_large_sample_stays_under_the_cap(rng):
+    # one sample: 147 x (64*64) float32 columns = 2.4 MB; with a 256 KB cap the peak stays near
+    # the padded input and the output (3 x 70 x 70 + 8 x 64 x 64, ~0.2 MB together)
+    x = rng.standard_normal((1, 3, 64, 64)).astype(np.float32)
+    w = rng.standard_normal((8, 3, 7, 7)).astype(np.float32)
+    kw = dict(padding=((3, 3), (3, 3)), max_buffer_bytes=256 * 1024)
+    g = F.conv_geometry(x.shape, w.shape, padding=kw["padding"])
+    assert F.column_bytes_per_sample(g, 4) > 2 * 2 ** 20
+    assert _peak_bytes(lambda: F.conv2d_forward(x, w, None, **kw)) < 256 * 1024 + 0.75 * 2 ** 20
+    out, cache = F.conv2d_forward(x, w, None, **kw)
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    assert _peak_bytes(lambda: F.conv2d_backward(dout, cache)) < 256 * 1024 + 1.0 * 2 ** 20
+
+
+def test_a_row_over_the_cap_is_a_clear_error_before_allocating(rng):
+    x = rng.standard_normal((1, 64, 4, 200)).astype(np.float32)
+    w = rng.standard_normal((2, 64, 3, 3)).astype(np.float32)
+    with pytest.raises(MemoryError, match=r"one output row needs 460,800 bytes .* cap of 100,000 bytes"):
+        F.conv2d_forward(x, w, None, max_buffer_bytes=100_000)
+
+
+def test_banded_convolution_gradcheck(rng):
+    x, w, b = rng.standard_normal((2, 2, 7, 6)), rng.standard_normal((3, 2, 3, 2)), rng.standard_normal(3)
+    g = F.conv_geometry(x.shape, w.shape, (2, 1), ((1, 1), (0, 1)))
+    cap = F.column_bytes_per_sample(g, 8) // 2
+    assert F.row_bands(g, 8, cap) is not None
+    check_function(lambda x, w, b: F.conv2d_forward(x, w, b, (2, 1), ((1, 1), (0, 1)), max_buffer_bytes=cap),
+                   F.conv2d_backward, [x, w, b]).assert_ok()

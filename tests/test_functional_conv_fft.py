@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from conftest import noncontiguous, torch_or_skip
 
-from npcnn.functional.conv_fft import conv2d_fft_backward, conv2d_fft_forward, fft_cost, im2col_cost
+from npcnn.functional.conv import conv2d_backward, conv2d_forward, im2col_cost
+from npcnn.functional.conv_fft import conv2d_fft_backward, conv2d_fft_forward, fft_cost
 from npcnn.gradcheck import check_function
 
 
@@ -170,12 +171,12 @@ def test_skipped_gradients_are_none(rng):
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kwargs, message", [
-    ((2, 3, 6), (4, 3, 3, 3), {}, "expected x"),
-    ((2, 3, 6, 6), (4, 2, 3, 3), {}, "groups=1"),
+    ((2, 3, 6), (4, 3, 3, 3), {}, "expected input"),
+    ((2, 3, 6, 6), (4, 2, 3, 3), {}, "weight expects 2 input channels"),
     ((2, 4, 6, 6), (3, 2, 3, 3), {"groups": 2}, "divisible"),
     ((2, 3, 4, 4), (4, 3, 5, 3), {}, "larger than"),
     ((2, 3, 4, 4), (4, 3, 3, 3), {"dilation": (2, 2)}, "larger than"),
-    ((2, 3, 6, 6), (4, 3, 3, 3), {"stride": (0, 1)}, "stride >= 1"),
+    ((2, 3, 6, 6), (4, 3, 3, 3), {"stride": (0, 1)}, "stride must be >= 1"),
 ])
 def test_bad_input_is_a_clear_error(rng, x_shape, w_shape, kwargs, message):
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
@@ -203,11 +204,67 @@ def test_fft_cost_model():
     transforms = (8 * 16 + 16 * 16 + 8 * 16) * 2.5 * p * np.log2(p)
     assert fft_cost(x_shape, w_shape, (1, 1), padding, (1, 1), 1) == pytest.approx(
         transforms + 8 * 8 * 16 * 16 * 45 * 23)
-    # The FFT computes every stride-1 output anyway: its cost ignores the stride, im2col's does not.
+    # The FFT computes every stride-1 output anyway: stride enters only through the read extent
+    # (2*(16-1) + 11 = 41 of the 42 padded rows: next fast length 45 again), im2col's GEMM shrinks 4x.
     assert fft_cost(x_shape, w_shape, (2, 2), padding, (1, 1), 1) == fft_cost(x_shape, w_shape, (1, 1), padding,
                                                                                (1, 1), 1)
+    # A stride that skips most rows shrinks the transform: extent 8*(4-1) + 11 = 35 -> 36.
+    p36 = 36 * 36
+    assert fft_cost(x_shape, w_shape, (8, 8), padding) == pytest.approx(
+        (8 * 16 + 16 * 16 + 8 * 16) * 2.5 * p36 * np.log2(p36) + 8 * 8 * 16 * 16 * 36 * 19)
+    # Groups: G products of (N x Cg) by (Cg x O/G) per frequency.
+    grouped = fft_cost(x_shape, (16, 4, 11, 11), (1, 1), padding, (1, 1), 4)
+    assert grouped == pytest.approx((8 * 16 + 16 * 4 + 8 * 16) * 2.5 * p * np.log2(p) + 8 * 8 * 4 * 16 * 45 * 23)
     assert fft_cost(x_shape, w_shape, (1, 1), padding, (1, 1), 1) < im2col_cost(x_shape, w_shape, (1, 1), padding,
                                                                                  (1, 1), 1)
     # A 1x1 kernel is a plain GEMM: the FFT can only lose.
     small = (16, 16, 1, 1)
     assert fft_cost(x_shape, small) > im2col_cost(x_shape, small)
+
+
+# ----------------------------------------------------------------------------- regressions (issue 14)
+
+# The three configurations of issue 14 where windows read only padding: the exact answer (output,
+# dx or dW) is exactly zero, and the FFT used to fill it with its rounding (5e-5 .. 2e-3 relative
+# to nothing). Unread positions are now left out of the transforms.
+STRUCTURAL_ZEROS = {
+    "1x1_stride3_pad01": ((1, 5, 3, 1), (4, 5, 1, 1), (3, 3), ((0, 0), (1, 1)), (1, 1), 1),
+    "4x2_pad2_dil3": ((3, 3, 13, 1), (6, 3, 4, 2), (1, 1), ((2, 2), (2, 2)), (3, 3), 1),
+    "2x2_stride4_pad21_groups3": ((1, 3, 1, 7), (3, 1, 2, 2), (4, 4), ((2, 2), (1, 1)), (1, 1), 3),
+}
+
+
+@pytest.mark.parametrize("name", STRUCTURAL_ZEROS)
+def test_windows_reading_only_padding_are_exact(rng, name):
+    x_shape, w_shape, stride, padding, dilation, groups = STRUCTURAL_ZEROS[name]
+    x, w, b = _arrays(rng, x_shape, w_shape)
+    ref_out, ref_cache = conv2d_forward(x, w, b, stride, padding, dilation, groups)
+    out, cache = conv2d_fft_forward(x, w, b, stride, padding, dilation, groups)
+    dout = rng.standard_normal(out.shape)
+    ref = (ref_out,) + conv2d_backward(dout, ref_cache)
+    for mine, expected in zip((out,) + conv2d_fft_backward(dout, cache), ref):
+        np.testing.assert_allclose(mine, expected, rtol=1e-10, atol=1e-300)
+    assert not np.any(ref[1]) or not np.any(ref[2]) or not np.any(ref[0] - b.reshape(1, -1, 1, 1))
+
+
+def test_stride_larger_than_kernel_skips_the_unread_columns(rng):
+    """Stride 3 with a 1x1 kernel reads every third column: the others get exactly zero gradient."""
+    x, w, b = _arrays(rng, (2, 2, 4, 7), (3, 2, 1, 1))
+    out, cache = conv2d_fft_forward(x, w, b, (1, 3), ((0, 0), (0, 0)), (1, 1), 1)
+    dx, dw, _ = conv2d_fft_backward(rng.standard_normal(out.shape), cache)
+    assert np.all(dx[..., [1, 2, 4, 5]] == 0) and np.all(dx[..., [0, 3, 6]] != 0)
+
+
+def test_non_finite_input_documented_behaviour(rng):
+    """algo="fft": an inf that a window reads makes its whole sample NaN (the transforms mix all
+    positions); an inf that no window reads changes nothing; other samples are untouched."""
+    x, w, b = _arrays(rng, (2, 2, 9, 9), (3, 2, 3, 3))
+    x[0, 1, 4, 4] = np.inf
+    with np.errstate(invalid="ignore"):
+        out, _ = conv2d_fft_forward(x, w, b)
+    assert np.all(np.isnan(out[0])) and np.all(np.isfinite(out[1]))
+    x[0, 1, 4, 4] = 0.0
+    x[0, 1, 8, 8] = np.inf  # stride 4 with a 3x3 kernel on 9 rows reads rows 0-2 and 4-6 only
+    out, _ = conv2d_fft_forward(x, w, b, (4, 4))
+    ref, _ = conv2d_forward(x, w, b, (4, 4))
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-12)

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import torch_or_skip
 from npcnn.functional import pooling as P
+from npcnn.functional.geometry import pool_geometry, pool_output_size
 from npcnn.gradcheck import check_function
 
 
@@ -35,7 +36,7 @@ def distinct(shape, rng, spacing=0.01):
     ((55, 3, 2, 0, 1, True), 27),  # AlexNet/GoogLeNet style ceil_mode
 ])
 def test_output_size_hand_worked(args, expected):
-    assert P.pool_output_size(*args) == expected
+    assert pool_output_size(*args) == expected
 
 
 def test_output_size_matches_pytorch_formula_exhaustively():
@@ -50,17 +51,17 @@ def test_output_size_matches_pytorch_formula_exhaustively():
             expected = F.max_pool2d(x, (k, 1), (s, 1), (p, 0), (d, 1), ceil).shape[2]
         except RuntimeError:
             expected = 0  # PyTorch refuses: output too small
-        got = P.pool_output_size(size, k, s, p, d, ceil)
+        got = pool_output_size(size, k, s, p, d, ceil)
         assert max(got, 0) == expected, (size, k, s, p, d, ceil)
 
 
 def test_geometry_errors():
     with pytest.raises(ValueError, match="at most half the kernel"):
-        P.pool_geometry("MaxPool2d", (1, 1, 8, 8), (3, 3), (1, 1), (2, 2), (1, 1), False)
+        pool_geometry("MaxPool2d", (1, 1, 8, 8), (3, 3), (1, 1), (2, 2), (1, 1), False)
     with pytest.raises(ValueError, match="smaller than the"):
-        P.pool_geometry("MaxPool2d", (1, 1, 2, 8), (3, 3), (1, 1), (0, 0), (1, 1), False)
+        pool_geometry("MaxPool2d", (1, 1, 2, 8), (3, 3), (1, 1), (0, 0), (1, 1), False)
     with pytest.raises(ValueError, match="stride must be >= 1"):
-        P.pool_geometry("AvgPool2d", (1, 1, 8, 8), (2, 2), (0, 1), (0, 0), (1, 1), False)
+        pool_geometry("AvgPool2d", (1, 1, 8, 8), (2, 2), (0, 1), (0, 0), (1, 1), False)
 
 
 # ----------------------------------------------------------------------------- loop twins
@@ -163,21 +164,65 @@ def test_avg_pool_divisor_hand_worked():
 def test_fast_path_equals_general_path(rng):
     x = distinct((2, 3, 6, 8), rng)
     fast, fast_cache = P.max_pool2d_forward(x, 2, 2)  # stride == kernel, 6 x 8 divisible: fast path
-    assert fast_cache[-1] is None
-    # The same blocks plus one extra column that no window reaches: W = 9 is not divisible, general path.
+    assert fast_cache[0] == "tiles"
+    # The same blocks plus one extra column that no window reaches: still disjoint blocks (floor
+    # mode drops the column), so still the fast path; with padding 1 the general path.
     wide = np.concatenate([x, np.full((2, 3, 6, 1), 1e9)], axis=3)
-    general, general_cache = P.max_pool2d_forward(wide, 2, 2)
-    assert general_cache[-1] is not None
-    np.testing.assert_array_equal(general, fast)
+    cropped, cropped_cache = P.max_pool2d_forward(wide, 2, 2)
+    assert cropped_cache[0] == "tiles"
+    np.testing.assert_array_equal(cropped, fast)
     dout = rng.standard_normal(fast.shape)
-    dx_general = P.max_pool2d_backward(dout, general_cache)
-    np.testing.assert_array_equal(dx_general[..., :8], P.max_pool2d_backward(dout, fast_cache))
-    assert not dx_general[..., 8].any()
+    dx_cropped = P.max_pool2d_backward(dout, cropped_cache)
+    np.testing.assert_array_equal(dx_cropped[..., :8], P.max_pool2d_backward(dout, fast_cache))
+    assert not dx_cropped[..., 8].any()
+    assert P.max_pool2d_forward(x, 2, 2, 1)[1][0] == "windows"
     avg_fast, avg_cache = P.avg_pool2d_forward(x, 2, 2)
-    avg_general, _ = P.avg_pool2d_forward(wide, 2, 2)
-    assert avg_cache[3] is None
-    np.testing.assert_allclose(avg_fast, avg_general, rtol=1e-14)
+    avg_cropped, avg_cropped_cache = P.avg_pool2d_forward(wide, 2, 2)
+    assert avg_cache[3] is None and avg_cropped_cache[3] is None
+    np.testing.assert_allclose(avg_fast, avg_cropped, rtol=1e-14)
     np.testing.assert_allclose(P.avg_pool2d_backward(dout, avg_cache), np.repeat(np.repeat(dout, 2, 2), 2, 3) / 4)
+    dx_avg = P.avg_pool2d_backward(dout, avg_cropped_cache)
+    np.testing.assert_allclose(dx_avg[..., :8], np.repeat(np.repeat(dout, 2, 2), 2, 3) / 4)
+    assert not dx_avg[..., 8].any()
+
+
+@pytest.mark.parametrize("k, shape", [(2, (2, 3, 6, 8)), ((2, 3), (1, 2, 7, 10)), (3, (2, 1, 9, 5)), (1, (1, 2, 3, 3))])
+@pytest.mark.parametrize("noncontig", [False, True])
+def test_tiling_fast_path_matches_loop_twin_with_ties(rng, k, shape, noncontig):
+    """Disjoint windows (stride == kernel, sizes not necessarily divisible) on integer inputs full of
+    ties: output, indices and gradient equal the loop twin's (the first maximum of a window wins,
+    as in PyTorch), and NaN wins its window as in the general path."""
+    x = rng.integers(0, 3, shape).astype(np.float64)
+    if noncontig:
+        from conftest import noncontiguous
+
+        x = noncontiguous(x)
+    out, cache = P.max_pool2d_forward(x, k)
+    assert cache[0] == "tiles"
+    ref, index = P.max_pool2d_naive(x, k)
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(P.max_pool2d_indices(cache), index)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_array_equal(P.max_pool2d_backward(dout, cache), P.max_pool2d_backward_naive(dout, index, x.shape))
+    x = np.array(x)
+    x[0, 0, 0, 0] = x[0, 0, -1, -1] = np.nan
+    for padding in (0, 1):  # fast path and general path route a NaN window the same way
+        if padding and min(k if isinstance(k, tuple) else (k,)) < 2:
+            continue
+        out, cache = P.max_pool2d_forward(x, k, None, padding)
+        assert np.isnan(out[0, 0]).any()
+        dx = P.max_pool2d_backward(np.ones_like(out), cache)
+        assert dx[0, 0, 0, 0] == 1.0  # the first NaN of its window
+    try:
+        import torch
+    except ImportError:
+        return
+    tx = torch.tensor(np.nan_to_num(x, nan=5.0), requires_grad=True)
+    t_out, t_index = torch.nn.functional.max_pool2d(tx, k, return_indices=True)
+    out, cache = P.max_pool2d_forward(np.nan_to_num(x, nan=5.0), k)
+    np.testing.assert_array_equal(P.max_pool2d_indices(cache), t_index.numpy())
+    t_out.backward(torch.tensor(dout))
+    np.testing.assert_array_equal(P.max_pool2d_backward(dout, cache), tx.grad.numpy())
 
 
 # ----------------------------------------------------------------------------- kernel gradients
@@ -196,3 +241,11 @@ def test_avg_pool_kernel_gradcheck(k, s, p, d, ceil, shape, rng):
     for count_include_pad in (True, False):
         check_function(lambda a: P.avg_pool2d_forward(a, k, s, p, ceil, count_include_pad),
                        lambda g, c: (P.avg_pool2d_backward(g, c),), [x]).assert_ok()
+
+
+@pytest.mark.parametrize("k, shape", [(2, (2, 2, 7, 5)), ((3, 2), (1, 3, 8, 7))])
+def test_tiling_fast_path_gradcheck_with_dropped_rows(k, shape, rng):
+    x = distinct(shape, rng)
+    assert P.max_pool2d_forward(x, k)[1][0] == "tiles"
+    check_function(lambda a: P.max_pool2d_forward(a, k), lambda g, c: (P.max_pool2d_backward(g, c),), [x]).assert_ok()
+    check_function(lambda a: P.avg_pool2d_forward(a, k), lambda g, c: (P.avg_pool2d_backward(g, c),), [x]).assert_ok()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import npcnn
-from npcnn.diagnostics.gradcheck_zoo import GRADCHECK_CASES, _inputs
+from npcnn.diagnostics import GRADCHECK_CASES
 
 MODULE_CASES = [c for c in GRADCHECK_CASES if "Loss" not in c.name]
 
@@ -17,7 +17,7 @@ MODULE_CASES = [c for c in GRADCHECK_CASES if "Loss" not in c.name]
 def test_float32_in_float32_everywhere(case):
     npcnn.manual_seed(0)
     module = case.factory().float()
-    xs = [x.astype(np.float32) for x in _inputs(case, 0)]
+    xs = [x.astype(np.float32) for x in case.inputs(0)]
     out = module(*xs)
     assert out.dtype == np.float32, f"{case.name}: output {out.dtype}"
     dout = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)

@@ -21,9 +21,6 @@ KERNEL5 = re.compile(r"With kernel5=5: ([\d,]+) parameters, ([\d,]+) multiply-ad
 
 # over 40M parameters or 5 G multiply-adds: seconds each to build and profile, outside the default run
 HEAVY = {"alexnet", "zfnet", "vgg11", "vgg13", "vgg16", "vgg19", "resnet101", "resnet152", "fcn8s"}
-# models/alexnet.py belongs to another helper (lessons1), who adds the "Native input", "Stages",
-# "Deviations" and "Args:" lines; the lead drops this set once they are merged
-PENDING = {"alexnet", "zfnet", "alexnet_original"}
 HEAVY |= {"alexnet_original"}
 
 # The lecture's Keras model-zoo table (deck 004), "Parameters" column
@@ -49,8 +46,6 @@ def _params(names):
     for name in names:
         if name in HEAVY:
             marks[name].append(pytest.mark.slow)
-        if name in PENDING:
-            marks[name].append(pytest.mark.xfail(strict=False, reason="alexnet.py's docstrings are another helper's"))
     return [pytest.param(name, marks=marks[name], id=name) for name in names]
 
 
@@ -76,7 +71,7 @@ def test_docstring_names_paper_layout_and_deviations(name):
 def _keras_names():
     names = []
     for name in models.list_models():
-        if name not in PENDING and "Keras counts" in (inspect.getdoc(models.MODELS[name]) or ""):
+        if "Keras counts" in (inspect.getdoc(models.MODELS[name]) or ""):
             names.append(name)
     return names
 

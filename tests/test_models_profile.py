@@ -76,7 +76,7 @@ def test_summary_prints_the_table():
     prof = models.summary(models.lenet5(), (1, 32, 32), file=out)
     text = out.getvalue()
     assert text == str(prof) + "\n"
-    for expected in ("c1", "Conv2d", "(6, 28, 28)", "117,600", "Total params: 61,706", "416,520"):
+    for expected in ("c1", "Conv2d", "[1, 6, 28, 28]", "117,600", "Total params: 61,706", "416,520"):
         assert expected in text
 
 

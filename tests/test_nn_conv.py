@@ -263,3 +263,117 @@ def test_matches_torch(rng, dtype, tol, make, shape):
     if layer.bias is not None:
         np.testing.assert_allclose(layer.bias.grad, t.bias.grad.numpy(), rtol=tol, atol=tol)
     assert set(layer.state_dict()) == set(t.state_dict())
+
+
+# ----------------------------------------------------------------------------- regressions (issue 14)
+
+
+@pytest.mark.parametrize("kwargs,shape", [
+    (dict(in_channels=5, out_channels=4, kernel_size=1, stride=3, padding=(0, 1)), (1, 5, 3, 1)),
+    (dict(in_channels=3, out_channels=6, kernel_size=(4, 2), stride=1, padding=2, dilation=3), (3, 3, 13, 1)),
+    (dict(in_channels=3, out_channels=3, kernel_size=2, stride=4, padding=(2, 1), groups=3, bias=False),
+     (1, 3, 1, 7)),
+])
+def test_fft_exact_where_windows_read_only_padding(float64, rng, kwargs, shape):
+    """Issue 14's three configurations: algo="fft" gave rounding noise where the answer is 0."""
+    fft, ref = nn.Conv2d(**kwargs, algo="fft"), nn.Conv2d(**kwargs, algo="im2col")
+    fft.load_state_dict(ref.state_dict())
+    x = rng.standard_normal(shape)
+    expected = ref(x)
+    np.testing.assert_allclose(fft(x), expected, rtol=1e-10, atol=1e-300)
+    dout = rng.standard_normal(expected.shape)
+    np.testing.assert_allclose(fft.backward(dout), ref.backward(dout), rtol=1e-10, atol=1e-300)
+    np.testing.assert_allclose(fft.weight.grad, ref.weight.grad, rtol=1e-10, atol=1e-300)
+
+
+@pytest.mark.parametrize("make,shape", [(lambda: nn.Conv2d(2, 3, 7, padding=3), (2, 2, 12, 12)),
+                                        (lambda: nn.Conv1d(2, 3, 7, padding=3), (2, 2, 16))])
+def test_auto_takes_im2col_for_non_finite_input(float64, rng, make, shape):
+    """One inf pixel: "auto" must give im2col's answer (inf/NaN only in its receptive field)."""
+    layer = make()
+    x = rng.standard_normal(shape)
+    with npcnn.no_grad():
+        layer(x)
+    assert layer.algo_used == "fft"
+    x[(0, 1) + tuple(s // 2 for s in shape[2:])] = np.inf
+    with np.errstate(invalid="ignore"), npcnn.no_grad():
+        out = layer(x)
+    assert layer.algo_used == "im2col"
+    ref = make()
+    ref.load_state_dict(layer.state_dict())
+    ref.algo = "im2col"
+    with np.errstate(invalid="ignore"), npcnn.no_grad():
+        np.testing.assert_array_equal(out, ref(x))
+    assert np.isfinite(out[1]).all() and np.isfinite(out[0]).any() and not np.isfinite(out[0]).all()
+
+
+# ----------------------------------------------------------------------------- constructor checks (issue 15)
+
+
+@pytest.mark.parametrize("error,cls,args,kwargs,message", [
+    (ValueError, nn.Conv2d, (3, 4, 0), {}, r"Conv2d: kernel_size must be >= 1, got 0"),
+    (ValueError, nn.Conv2d, (3, 4, -2), {}, r"Conv2d: kernel_size must be >= 1, got -2"),
+    (ValueError, nn.Conv2d, (0, 4, 3), {}, r"Conv2d: in_channels must be an int >= 1, got 0"),
+    (ValueError, nn.Conv2d, (3, -1, 3), {}, r"Conv2d: out_channels must be an int >= 1, got -1"),
+    (TypeError, nn.Conv2d, (3, 4, 3), {"stride": 2.5}, r"Conv2d: stride must be an int or a tuple of 2 ints, got 2.5"),
+    (ValueError, nn.Conv2d, (3, 4, 3), {"stride": 0}, r"Conv2d: stride must be >= 1, got 0"),
+    (ValueError, nn.Conv2d, (3, 4, 3), {"dilation": (1, 0)}, r"Conv2d: dilation must be >= 1, got \(1, 0\)"),
+    (ValueError, nn.Conv2d, (3, 4, 3), {"padding": -1}, r"Conv2d: padding must be >= 0, got -1"),
+    (ValueError, nn.Conv2d, (3, 4, 3), {"padding": "full"}, r"Conv2d: padding must be an int, a tuple, 'same' or"),
+    (ValueError, nn.Conv2d, (3, 4, 3), {"padding": (1, 2, 3)}, r"Conv2d: padding must be an int, 2 ints"),
+    (ValueError, nn.Conv2d, (3, 4, (3, 3, 3)), {}, r"Conv2d: kernel_size must be an int or a tuple of 2 ints"),
+    (ValueError, nn.Conv2d, (4, 6, 3), {"groups": 0}, r"Conv2d: groups must be an int >= 1, got 0"),
+    (ValueError, nn.Conv2d, (4, 6, 3), {"groups": 4}, r"Conv2d: in_channels \(4\) and out_channels \(6\) must both be "
+                                          r"divisible by groups \(4\)"),
+    (ValueError, nn.Conv2d, (3, 4, 3), {"padding_mode": "mirror"}, r"Conv2d: padding_mode must be one of"),
+    (ValueError, nn.Conv1d, (3, 4, 0), {}, r"Conv1d: kernel_size must be >= 1, got 0"),
+    (ValueError, nn.Conv1d, (3, 4, 3), {"stride": (1, 1)}, r"Conv1d: stride must be an int, got \(1, 1\)"),
+    (ValueError, nn.Conv1d, (3, 4, 3), {"padding": "half"}, r"Conv1d: padding must be an int, a tuple, 'same'"),
+    (ValueError, nn.ConvTranspose2d, (3, 4, 0), {}, r"ConvTranspose2d: kernel_size must be >= 1, got 0"),
+    (ValueError, nn.ConvTranspose2d, (3, 4, 3), {"padding": -1}, r"ConvTranspose2d: padding must be >= 0, got -1"),
+    (TypeError, nn.ConvTranspose2d, (3, 4, 3), {"padding": "same"}, r"ConvTranspose2d: padding must be an int or a"),
+    (TypeError, nn.ConvTranspose2d, (3, 4, 3), {"stride": 1.5}, r"ConvTranspose2d: stride must be an int or a tuple"),
+    (ValueError, nn.ConvTranspose2d, (3, 4, 3), {"output_padding": -1}, r"ConvTranspose2d: output_padding .* >= 0"),
+    (ValueError, nn.ConvTranspose2d, (3, 4, 3), {"padding_mode": "reflect"}, r"ConvTranspose2d: only padding_mode="),
+    (ValueError, nn.ConvTranspose2d, (3, 4, 3), {"groups": 2}, r"ConvTranspose2d: in_channels \(3\) and out"),
+])
+def test_constructor_errors_name_class_argument_and_allowed_values(error, cls, args, kwargs, message):
+    with pytest.raises(error, match=message):
+        cls(*args, **kwargs)
+
+
+def test_large_single_sample_is_banded_in_the_layer(float64, rng):
+    """A layer on one sample whose columns exceed the buffer cap gives the same answer in bands."""
+    from npcnn.functional import conv as F
+
+    layer = nn.Conv2d(3, 4, 5, padding=2, algo="im2col")
+    x = rng.standard_normal((1, 3, 20, 20))
+    ref = layer(x)
+    dx_ref = layer.backward(np.ones_like(ref))
+    previous = F.get_max_buffer_bytes()
+    try:
+        F.set_max_buffer_bytes(20_000)  # the sample's columns: 75 x 20 x 24 x 8 = 288 KB
+        out = layer(x)
+        dx = layer.backward(np.ones_like(out))
+    finally:
+        F.set_max_buffer_bytes(previous)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layer,expected", [
+    (lambda t: t.Conv2d(3, 8, 3), "Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1))"),
+    (lambda t: t.Conv2d(3, 8, (3, 2), stride=2, padding=1, dilation=2, groups=1, bias=False,
+                        padding_mode="reflect"), None),
+    (lambda t: t.Conv2d(4, 8, 4, padding="same", groups=2), None),
+    (lambda t: t.Conv2d(4, 8, 3, padding="valid"), None),
+    (lambda t: t.Conv1d(2, 3, 5, stride=2, padding=2, padding_mode="circular"), None),
+    (lambda t: t.ConvTranspose2d(6, 4, 3, stride=2, padding=1, output_padding=1, groups=2, dilation=1), None),
+    (lambda t: t.ConvTranspose2d(6, 4, 3, dilation=2, bias=False), None),
+])
+def test_repr_matches_pytorch(layer, expected):
+    mine = repr(layer(nn))
+    if expected is not None:
+        assert mine == expected
+    torch = torch_or_skip()
+    assert mine == repr(layer(torch.nn))

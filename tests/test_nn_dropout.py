@@ -55,7 +55,7 @@ def test_p_zero_identity_and_p_one_zeros(layer_cls, rng):
 
 @pytest.mark.parametrize("p", [-0.1, 1.5])
 def test_p_outside_unit_interval_is_an_error(p):
-    with pytest.raises(ValueError, match="Dropout: dropout probability has to be between 0 and 1"):
+    with pytest.raises(ValueError, match=r"Dropout: p must be a finite number with 0.0 <= p <= 1.0, got"):
         Dropout(p)
     with pytest.raises(ValueError, match="Dropout2d"):
         Dropout2d(p)

@@ -178,3 +178,113 @@ def test_replacing_a_child_keeps_its_position():
     m = TwoLayer()
     m.fc1 = nn.Linear(4, 5)
     assert [n for n, _ in m.named_children()] == ["fc1", "act", "fc2"]
+
+
+# ----------------------------------------------------------------------------- hooks and gradient injection, one road
+
+
+def test_backward_hook_inside_injected_gradient_sees_and_keeps_the_injection(rng):
+    from npcnn.viz._common import injected_gradient
+
+    with npcnn.backend.default_dtype(np.float64):
+        model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    layer = model[1]
+    x = rng.standard_normal((2, 3))
+    injected = rng.standard_normal((2, 4))
+    seen = []
+    with injected_gradient(layer) as box:
+        box[0] = injected
+        handle = layer.register_backward_hook(lambda m, dx, dout: seen.append(dout))
+        model(x)
+        with_hook = model.backward(np.zeros((2, 2)))
+        handle.remove()
+        model(x)
+        without_hook = model.backward(np.zeros((2, 2)))
+    np.testing.assert_array_equal(seen[0], injected)  # the hook sees the injected gradient
+    np.testing.assert_allclose(with_hook, without_hook, rtol=0, atol=0)  # and does not drop it
+    assert np.abs(with_hook).max() > 0
+    model(x)
+    assert np.abs(model.backward(np.zeros((2, 2)))).max() == 0  # injection gone after the block
+    assert not layer._backward_pre_hooks and not layer._backward_hooks
+
+
+def test_pre_hook_replacing_dout_and_hook_replacing_dx_compose(rng):
+    layer = nn.Tanh()
+    x = rng.standard_normal((2, 3))
+    out = layer(x)
+    h1 = layer.register_backward_pre_hook(lambda m, dout: 2.0 * dout)
+    h2 = layer.register_backward_hook(lambda m, dx, dout: dx + 1.0)
+    dx = layer.backward(np.ones_like(out))
+    np.testing.assert_allclose(dx, 2.0 * (1.0 - out ** 2) + 1.0, rtol=1e-12)
+    h1.remove()
+    h2.remove()
+    layer(x)
+    np.testing.assert_allclose(layer.backward(np.ones_like(out)), 1.0 - out ** 2, rtol=1e-12)
+
+
+def test_eval_mode_restores_every_modules_own_flag():
+    from npcnn.nn.utils import eval_mode
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Dropout(0.5))
+    model[1].eval()  # a frozen BatchNorm inside a training model
+    with eval_mode(model):
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == [True, True, False, True]
+    with pytest.raises(KeyError), eval_mode(model):
+        raise KeyError("restored on errors too")
+    assert [m.training for m in model.modules()] == [True, True, False, True]
+
+
+def test_evaluate_restores_every_modules_own_flag():
+    from npcnn.train import evaluate
+
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    model[1].eval()
+    evaluate(model, [(np.ones((4, 2), np.float32), np.array([0, 1, 2, 0]))])
+    assert [m.training for m in model.modules()] == [True, True, False]
+
+
+def test_model_tree_helpers_live_in_nn_utils_and_stay_importable_from_viz():
+    from npcnn.nn import utils
+    from npcnn.viz import _common
+
+    for name in ("find_layer", "last_module", "last_linear", "model_dtype", "capture", "eval_mode"):
+        assert getattr(_common, name) is getattr(utils, name)
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    assert utils.find_layer(model, "2") == ("2", model[2]) and utils.last_linear(model) is model[2]
+
+
+# ----------------------------------------------------------------------------- load_state_dict: check all, then assign
+
+
+def test_failed_load_state_dict_overwrites_nothing():
+    a, b = TwoLayer(), TwoLayer()
+    before = {k: v.copy() for k, v in b.state_dict().items()}
+    state = {k: v.copy() for k, v in a.state_dict().items()}
+    state["fc2.weight"] = np.zeros((2, 2), np.float32)  # the last key is wrong
+    with pytest.raises(ValueError, match="'fc2.weight' has shape"):
+        b.load_state_dict(state)
+    for k, v in b.state_dict().items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+
+
+def test_float64_values_beyond_float32_are_an_error_not_inf():
+    m = TwoLayer()
+    state = {k: np.asarray(v, dtype=np.float64) if v.dtype.kind == "f" else v for k, v in m.state_dict().items()}
+    state["fc1.bias"] = state["fc1.bias"].copy()
+    state["fc1.bias"][0] = 1e300
+    kept = m.fc1.weight.data.copy()
+    with pytest.raises(ValueError, match="'fc1.bias' holds finite float64 values beyond the range of float32"):
+        m.load_state_dict(state)
+    np.testing.assert_array_equal(m.fc1.weight.data, kept)
+    state["fc1.bias"][0] = 0.5
+    m.load_state_dict(state)  # in range: cast to float32
+    assert m.fc1.bias.dtype == np.float32 and m.fc1.bias.data[0] == 0.5
+
+
+def test_load_state_dict_rejects_floats_into_integer_buffers():
+    m = TwoLayer()
+    state = dict(m.state_dict())
+    state["seen"] = np.array([1.5])
+    with pytest.raises(ValueError, match="'seen' has dtype float64, which cannot be loaded into a int64 slot"):
+        m.load_state_dict(state)

@@ -11,6 +11,7 @@ from npcnn.nn.pooling import (
     AvgPool1d,
     AvgPool2d,
     GlobalAvgPool2d,
+    LPPool1d,
     LPPool2d,
     MaxPool1d,
     MaxPool2d,
@@ -201,3 +202,84 @@ def test_no_parameters_and_pytorch_attributes():
     layer = MaxPool2d(3)
     assert layer.stride == 3 and layer.padding == 0 and layer.dilation == 1 and not layer.ceil_mode
     assert list(layer.state_dict()) == [] and npcnn.nn.Module.num_parameters(layer) == 0
+
+
+# ----------------------------------------------------------------------------- regressions (issue 14)
+
+
+@pytest.mark.parametrize("kwargs,shape,noncontig", [
+    (dict(kernel_size=3, stride=4, padding=1, dilation=3, ceil_mode=True), (2, 5, 5, 2), False),
+    (dict(kernel_size=3, stride=3, padding=1, dilation=2, ceil_mode=True), (3, 3, 6, 1), True),
+])
+def test_max_pool_window_without_input_passes_no_gradient(float64, rng, kwargs, shape, noncontig):
+    """ceil_mode + dilation can give windows whose taps all fall in the padding: output -inf,
+    index -1, no gradient (the loop twin used to add it to the last pixel; PyTorch sends it to an
+    index outside the window)."""
+    from npcnn.functional.pooling import max_pool2d_backward_naive, max_pool2d_naive
+
+    x = rng.standard_normal(shape)
+    if noncontig:
+        x = noncontiguous(x)
+    layer = MaxPool2d(**kwargs, return_indices=True)
+    out, index = layer(x)
+    ref, ref_index = max_pool2d_naive(x, **kwargs)
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(index, ref_index)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    np.testing.assert_array_equal(dx, max_pool2d_backward_naive(dout, ref_index, x.shape))
+    empty = np.isneginf(out)
+    assert empty.any() and np.all(index[empty] == -1)
+    assert not dx.any() if empty.all() else dx.any()
+
+
+# ----------------------------------------------------------------------------- constructor checks (issue 15)
+
+
+@pytest.mark.parametrize("error,make,message", [
+    (ValueError, lambda: MaxPool2d(0), r"MaxPool2d: kernel_size must be >= 1, got 0"),
+    (ValueError, lambda: MaxPool2d(-2), r"MaxPool2d: kernel_size must be >= 1, got -2"),
+    (TypeError, lambda: MaxPool2d(2, stride=2.5), r"MaxPool2d: stride must be an int or a tuple of 2 ints, got 2.5"),
+    (ValueError, lambda: MaxPool2d(2, stride=0), r"MaxPool2d: stride must be >= 1, got 0"),
+    (ValueError, lambda: MaxPool2d(3, padding=-1), r"MaxPool2d: padding must be >= 0, got -1"),
+    (ValueError, lambda: MaxPool2d(3, padding=2), r"MaxPool2d: padding \(2, 2\) must be at most half the kernel size"),
+    (ValueError, lambda: MaxPool2d(3, dilation=0), r"MaxPool2d: dilation must be >= 1, got 0"),
+    (TypeError, lambda: MaxPool2d("3"), r"MaxPool2d: kernel_size must be an int or a tuple of 2 ints, got '3'"),
+    (ValueError, lambda: MaxPool1d((2, 2)), r"MaxPool1d: kernel_size must be an int, got \(2, 2\)"),
+    (ValueError, lambda: MaxPool1d(2, stride=0), r"MaxPool1d: stride must be >= 1, got 0"),
+    (ValueError, lambda: AvgPool2d(0), r"AvgPool2d: kernel_size must be >= 1, got 0"),
+    (TypeError, lambda: AvgPool2d(2, stride=1.5), r"AvgPool2d: stride must be an int or a tuple of 2 ints"),
+    (ValueError, lambda: AvgPool2d(2, padding=2), r"AvgPool2d: padding \(2, 2\) must be at most half"),
+    (ValueError, lambda: AvgPool1d(3, padding=-1), r"AvgPool1d: padding must be >= 0, got -1"),
+    (ValueError, lambda: LPPool2d(2, 0), r"LPPool2d: kernel_size must be >= 1, got 0"),
+    (ValueError, lambda: LPPool2d(0, 2), r"LPPool2d: norm_type must be a finite number with 0 < norm_type, got 0"),
+    (ValueError, lambda: LPPool2d(float("nan"), 2), r"LPPool2d: norm_type must be a finite .* got nan"),
+    (ValueError, lambda: LPPool1d(2, 3, stride=-1), r"LPPool1d: stride must be >= 1, got -1"),
+    (ValueError, lambda: AdaptiveAvgPool2d(0), r"AdaptiveAvgPool2d: output_size must be an int >= 1"),
+    (ValueError, lambda: AdaptiveAvgPool2d((2, -1)), r"AdaptiveAvgPool2d: output_size must be an int >= 1"),
+    (TypeError, lambda: AdaptiveAvgPool2d(2.5), r"AdaptiveAvgPool2d: output_size must be an int >= 1"),
+    (ValueError, lambda: AdaptiveAvgPool2d((1, 2, 3)), r"AdaptiveAvgPool2d: output_size must be an int >= 1"),
+])
+def test_constructor_errors_name_class_argument_and_allowed_values(error, make, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_lppool1d_gradcheck_and_float32(rng):
+    x = np.abs(rng.standard_normal((2, 3, 9))) + 0.5
+    for layer in (LPPool1d(2, 3), LPPool1d(1.5, 2, stride=1, ceil_mode=True), LPPool1d(3, 4, 3, ceil_mode=True)):
+        check_module(layer, x).assert_ok()
+    out = LPPool1d(2, 2)(x.astype(np.float32))
+    assert out.dtype == np.float32 and out.shape == (2, 3, 4)
+
+
+@pytest.mark.parametrize("make", [
+    lambda t: t.MaxPool2d(2), lambda t: t.MaxPool2d((3, 2), stride=(2, 1), padding=1, dilation=2, ceil_mode=True),
+    lambda t: t.MaxPool1d(3, 2, 1), lambda t: t.AvgPool2d(3, 2, 1), lambda t: t.AvgPool2d((2, 3)),
+    lambda t: t.AvgPool1d(3), lambda t: t.AvgPool1d(4, 2, 1, ceil_mode=True), lambda t: t.LPPool2d(2, 3),
+    lambda t: t.LPPool2d(1.5, (2, 3), stride=1), lambda t: t.LPPool1d(2, 3, 2),
+    lambda t: t.AdaptiveAvgPool2d((None, 4)), lambda t: t.AdaptiveAvgPool2d(1),
+])
+def test_repr_matches_pytorch(make):
+    torch = torch_or_skip()
+    assert repr(make(npcnn.nn)) == repr(make(torch.nn))

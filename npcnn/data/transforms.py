@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import backend
 from ..backend import get_array_module
+from ..functional.geometry import pair as _pair
 from ._checks import check_bool, check_interval, check_real
 
 
@@ -60,15 +61,6 @@ def _check_batch(name, x):
         raise ValueError(f"{name}: expected a batch of images (N, C, H, W), got shape {tuple(x.shape)}")
     if np.dtype(x.dtype).kind not in "fiu":
         raise TypeError(f"{name}: expected float or integer images, got dtype {x.dtype}")
-
-
-def _pair(value, name):
-    """An int or a pair -> (h, w)."""
-    if isinstance(value, int):
-        return value, value
-    if len(value) != 2:
-        raise ValueError(f"{name}: expected an int or (h, w), got {value!r}")
-    return int(value[0]), int(value[1])
 
 
 def _size(value, name):

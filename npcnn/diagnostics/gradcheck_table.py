@@ -75,6 +75,26 @@ class LossAsModule(nn.Module):
         return self.loss.backward(float(dout[0]))
 
 
+class FixedIndices(nn.Module):
+    """A layer of integer ids (``Embedding``) as a module of a float input: out = layer(indices) * x
+    for indices fixed at construction; dx = dout * layer(indices), and the layer back-propagates
+    dout * x (so its weight gradient is checked through x)."""
+
+    def __init__(self, layer, indices):
+        super().__init__()
+        self.layer, self.indices = layer, np.asarray(indices)
+
+    def forward(self, x):
+        h = self.layer(backend.asarray(self.indices))
+        self.save_for_backward((h, x))
+        return h * x
+
+    def backward(self, dout):
+        h, x = self.pop_saved()
+        self.layer.backward(dout * x)
+        return dout * h
+
+
 def gradcheck_all(cases=None, dtypes=("float64", "float32"), names=None, seed=0, verbose=False, file=None):
     """Gradient-check every case in every dtype; one table row per (case, dtype).
 

@@ -122,5 +122,6 @@ def setup_training(model, optimizer, loader=None, comm=None, sync_batchnorm=Fals
             batch_size //= comm.size
         loader = DistributedDataLoader(loader.dataset, batch_size, shuffle=loader.shuffle,
                                        drop_last=loader.drop_last, seed=None, transform=loader.transform,
-                                       to_float=loader.to_float, comm=comm)
+                                       to_float=loader.to_float, comm=comm,
+                                       collate_fn=getattr(loader, "collate_fn", None))
     return DistributedTraining(model, optimizer, loader, comm, comm.rank == 0)

@@ -193,6 +193,7 @@ class SyncBatchNorm(_BatchNorm):
             dx, dgamma, dbeta = sync_batch_norm_backward(dout, cache, comm)
         if self.weight is not None:
             self.weight.accumulate_grad(dgamma)
+        if self.bias is not None:
             self.bias.accumulate_grad(dbeta)
         return dx
 

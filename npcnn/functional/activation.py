@@ -27,16 +27,19 @@ def relu6_forward(x):
 
 
 def relu6_backward(dout, mask):
+    """dx = dout where 0 < x < 6, else 0."""
     return dout * mask
 
 
 def leaky_relu_forward(x, negative_slope=0.01):
+    """out = x for x > 0, negative_slope * x otherwise; the cache is (mask x > 0, slope)."""
     mask = x > 0
     xp = get_array_module(x)
     return xp.where(mask, x, x * negative_slope), (mask, negative_slope)
 
 
 def leaky_relu_backward(dout, cache):
+    """dx = dout for x > 0, negative_slope * dout otherwise."""
     mask, negative_slope = cache
     xp = get_array_module(dout)
     return xp.where(mask, dout, dout * negative_slope)
@@ -55,6 +58,7 @@ def sigmoid_backward(dout, out):
 
 
 def tanh_forward(x):
+    """out = tanh(x); the cache is the output (its derivative is 1 - out^2)."""
     xp = get_array_module(x)
     out = xp.tanh(x)
     return out, out
@@ -108,6 +112,31 @@ def gelu_backward(dout, cache):
     return dout * (value + x * pdf)
 
 
+def silu_forward(x):
+    """out = x s(x) with s the logistic sigmoid (SiLU, "swish"); the cache is (x, s)."""
+    s, _ = sigmoid_forward(x)
+    return x * s, (x, s)
+
+
+def silu_backward(dout, cache):
+    """dx = dout (s + x s (1 - s)) = dout s (1 + x (1 - s))."""
+    x, s = cache
+    return dout * (s * (1.0 + x * (1.0 - s)))
+
+
+def hardswish_forward(x):
+    """out = x relu6(x + 3) / 6 (MobileNetV3): 0 for x <= -3, x for x >= 3, x (x + 3) / 6 between."""
+    return x * (x + 3.0).clip(0.0, 6.0) / 6.0, x
+
+
+def hardswish_backward(dout, x):
+    """dx = 0 for x <= -3, dout (x / 3 + 1/2) for -3 < x < 3, dout for x >= 3 (at the kinks the
+    one-sided derivative PyTorch uses: that of the outer pieces)."""
+    xp = get_array_module(x)
+    slope = xp.where(x <= -3.0, 0.0, xp.where(x < 3.0, x / 3.0 + 0.5, 1.0)).astype(x.dtype, copy=False)
+    return dout * slope
+
+
 def softmax_forward(x, dim=-1):
     """out = e^(x - max) / sum e^(x - max) along ``dim`` (shifted by the max: no overflow)."""
     xp = get_array_module(x)
@@ -150,5 +179,7 @@ def activation_naive(name, x):
             "elu": lambda: v if v > 0 else math.expm1(v),
             "gelu": lambda: 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))),
             "leaky_relu": lambda: v if v > 0 else 0.01 * v,
+            "silu": lambda: v / (1.0 + math.exp(-v)) if v >= 0 else v * math.exp(v) / (1.0 + math.exp(v)),
+            "hardswish": lambda: 0.0 if v <= -3 else (v if v >= 3 else v * (v + 3.0) / 6.0),
         }[name]()
     return out.reshape(x.shape)

@@ -1,4 +1,11 @@
-"""Convolution kernels: im2col + GEMM, with loop twins.
+"""Convolution kernels: im2col + GEMM, the algorithm dispatch, and the loop twins.
+
+``conv2d_forward(..., algo=, padding_mode=)`` is the one entry point the layers call: it pads
+(padding modes other than zeros, via ``functional/padding.py``), picks the algorithm
+(:func:`choose_algorithm`: "im2col" here, "fft" in ``functional/conv_fft.py``, "direct" = the loop
+twin :func:`conv2d_naive`) and returns a :class:`ConvCache` tagged with the algorithm that ran;
+``conv2d_backward`` dispatches on that tag. ``conv1d_*`` are the same on an (N, C, 1, L) view.
+Shapes, sizes and argument checks are in ``functional/geometry.py``.
 
 A 2-D convolution (cross-correlation, as in every deep learning library) with zero padding
 ``((top, bottom), (left, right))``, stride ``(sh, sw)``, dilation ``(dh, dw)`` and ``groups``:
@@ -32,7 +39,8 @@ Two refinements keep the copies cheap:
 * Chunks. The column matrix of a whole batch can be huge (256 x 3 x 224 x 224 with a 7x7
   kernel: 7.4 GB), so the batch is processed in chunks whose column buffer stays under
   ``max_buffer_bytes`` (module default ``DEFAULT_MAX_BUFFER_BYTES``, changed with
-  :func:`set_max_buffer_bytes`) and near ``CHUNK_TARGET_BYTES`` (8 MB, so that a chunk's columns
+  :func:`set_max_buffer_bytes`; a single sample over the cap is split into bands of output rows,
+  each a convolution of the input rows it reads) and near ``CHUNK_TARGET_BYTES`` (8 MB, so that a chunk's columns
   stay in cache between im2col, the GEMMs and col2im). One column buffer and one padded-input
   buffer are allocated per call and reused by every chunk; backward reuses the column buffer for
   dcols. Columns are rebuilt in backward rather than kept from forward, so a network holds no
@@ -53,6 +61,9 @@ and conv2d's weight gradient (for dw).
 from collections import namedtuple
 
 from ..backend import as_strided, get_array_module
+from . import conv_fft
+from .geometry import as_tuple, conv_geometry, conv_output_size, conv_transpose_output_size, pair, padding_pairs
+from .padding import pad_backward, pad_forward
 
 DEFAULT_MAX_BUFFER_BYTES = 256 * 2 ** 20
 
@@ -72,84 +83,8 @@ def get_max_buffer_bytes():
     return _settings["max_buffer_bytes"]
 
 
-# ----------------------------------------------------------------------------- argument helpers
-
-
-def _pair(v, name="argument"):
-    """An int or a 2-sequence of ints as a tuple (a, b)."""
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(int(a) for a in v)
-    if len(v) != 2:
-        raise ValueError(f"{name}: expected an int or a pair of ints, got {v}")
-    return v
-
-
-def _padding_pairs(padding):
-    """int, (ph, pw) or ((top, bottom), (left, right)) -> ((top, bottom), (left, right))."""
-    if isinstance(padding, int):
-        return ((padding, padding), (padding, padding))
-    padding = tuple(padding)
-    if len(padding) != 2:
-        raise ValueError(f"padding: expected an int, (ph, pw) or ((top, bottom), (left, right)), got {padding}")
-    return tuple((int(p), int(p)) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in padding)
-
-
-def conv_output_size(in_size, kernel_size, stride=1, padding=0, dilation=1):
-    """Output length of one convolution axis: floor((in + pad - d*(k - 1) - 1) / s) + 1.
-
-    ``padding`` is an int (both sides) or a (before, after) pair.
-    """
-    before, after = (padding, padding) if isinstance(padding, int) else padding
-    return (in_size + before + after - dilation * (kernel_size - 1) - 1) // stride + 1
-
-
-def conv_transpose_output_size(in_size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
-    """Output length of one transposed-convolution axis: s(i-1) - pad_total + d(k-1) + output_padding + 1."""
-    before, after = (padding, padding) if isinstance(padding, int) else padding
-    return stride * (in_size - 1) - before - after + dilation * (kernel_size - 1) + output_padding + 1
-
-
 # ----------------------------------------------------------------------------- geometry
-
-Geometry = namedtuple("Geometry", "N C H W O kh kw Ho Wo pads stride dilation groups")
-
-
-def conv_geometry(x_shape, w_shape, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1,
-                  out_size=None, name="conv2d"):
-    """Check a convolution's shapes and return its :class:`Geometry`.
-
-    ``out_size`` (Ho, Wo) may ask for fewer outputs than fit (the transposed convolution needs
-    this when output_padding >= stride); by default every window that fits is computed.
-    """
-    if len(x_shape) != 4:
-        raise ValueError(f"{name}: expected input of shape (N, C, H, W), got shape {tuple(x_shape)}")
-    if len(w_shape) != 4:
-        raise ValueError(f"{name}: expected weight of shape (O, C/groups, kh, kw), got shape {tuple(w_shape)}")
-    stride, dilation, pads = _pair(stride, "stride"), _pair(dilation, "dilation"), _padding_pairs(padding)
-    groups = int(groups)
-    N, C, H, W = (int(s) for s in x_shape)
-    O, Cg, kh, kw = (int(s) for s in w_shape)
-    if groups < 1 or C % groups or O % groups:
-        raise ValueError(f"{name}: in_channels ({C}) and out_channels ({O}) must both be divisible by "
-                         f"groups ({groups})")
-    if Cg * groups != C:
-        raise ValueError(f"{name}: weight expects {Cg * groups} input channels ({Cg} per group x {groups} groups), "
-                         f"got input of shape {tuple(x_shape)}")
-    if min(stride) < 1 or min(dilation) < 1 or min(min(p) for p in pads) < 0:
-        raise ValueError(f"{name}: stride and dilation must be >= 1 and padding >= 0, got stride {stride}, "
-                         f"dilation {dilation}, padding {pads}")
-    Hp, Wp = H + sum(pads[0]), W + sum(pads[1])
-    ekh, ekw = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
-    if ekh > Hp or ekw > Wp or min(kh, kw) < 1:
-        raise ValueError(f"{name}: kernel of (dilated) size ({ekh}, {ekw}) is larger than the padded input "
-                         f"({Hp}, {Wp}) (input {H}x{W}, padding {pads})")
-    Ho, Wo = (Hp - ekh) // stride[0] + 1, (Wp - ekw) // stride[1] + 1
-    if out_size is not None:
-        if out_size[0] > Ho or out_size[1] > Wo:
-            raise ValueError(f"{name}: output size {tuple(out_size)} is larger than the {Ho}x{Wo} windows that fit")
-        Ho, Wo = int(out_size[0]), int(out_size[1])
-    return Geometry(N, C, H, W, O, kh, kw, Ho, Wo, pads, stride, dilation, groups)
+# (shapes, sizes and checks live in functional/geometry.py; here only what im2col adds)
 
 
 def _is_pointwise(g):
@@ -197,7 +132,8 @@ def chunk_plan(g, itemsize, max_buffer_bytes=None):
     """(samples per chunk, column buffer bytes) for a convolution of geometry ``g``.
 
     As many samples as fit under min(cap, CHUNK_TARGET_BYTES), at least one (a single sample
-    larger than that is processed alone). Pointwise convolutions use no column buffer.
+    larger than that is processed alone; one larger than the cap itself is split into bands of
+    output rows, see :func:`row_bands`). Pointwise convolutions use no column buffer.
     """
     if _is_pointwise(g):
         return g.N, 0
@@ -205,6 +141,69 @@ def chunk_plan(g, itemsize, max_buffer_bytes=None):
     per_sample = column_bytes_per_sample(g, itemsize)
     chunk = max(1, min(g.N, min(cap, CHUNK_TARGET_BYTES) // per_sample))
     return chunk, chunk * per_sample
+
+
+def row_bands(g, itemsize, max_buffer_bytes=None):
+    """None when one sample's columns fit under the cap; else the output-row bands
+    [(y0, y1), ...] whose columns do (each band then is a convolution of its own).
+
+    A band of r output rows needs C*kh*kw * r * row width entries (a band keeps the layout, flat
+    or not, of the whole sample). If a single output row is over the cap, a MemoryError says how
+    many bytes it needs and what the cap is, before anything is allocated."""
+    cap = get_max_buffer_bytes() if max_buffer_bytes is None else int(max_buffer_bytes)
+    if _is_pointwise(g) or column_bytes_per_sample(g, itemsize) <= cap:
+        return None
+    row = g.C * g.kh * g.kw * _row_width(g) * itemsize
+    rows = cap // row
+    if rows < 1:
+        raise MemoryError(f"conv2d: one output row needs {row:,} bytes of im2col columns (C*kh*kw*width = "
+                          f"{g.C}*{g.kh}*{g.kw}*{_row_width(g)} entries), more than the column buffer cap "
+                          f"of {cap:,} bytes; raise it with npcnn.functional.conv.set_max_buffer_bytes")
+    return [(y0, min(g.Ho, y0 + rows)) for y0 in range(0, g.Ho, rows)]
+
+
+def _band(g, y0, y1):
+    """(geometry, row slice of the padded input) of output rows [y0, y1) of one sample: a
+    convolution without padding of the rows those windows read."""
+    rows = g.stride[0] * (y1 - 1 - y0) + g.dilation[0] * (g.kh - 1) + 1
+    start = g.stride[0] * y0
+    band = g._replace(N=1, H=rows, W=_padded_size(g)[1], Ho=y1 - y0, pads=((0, 0), (0, 0)))
+    return band, slice(start, start + rows)
+
+
+def _output_banded(x, w, b, g, bands, max_buffer_bytes):
+    """_output one sample and one band of output rows at a time (a sample too large for the cap)."""
+    xp = get_array_module(x)
+    out = xp.empty((g.N, g.O, g.Ho, g.Wo), dtype=x.dtype)
+    for n in range(g.N):
+        xpad = _pad(x[n:n + 1], g)
+        for y0, y1 in bands:
+            band, rows = _band(g, y0, y1)
+            out[n:n + 1, :, y0:y1] = _output(xpad[:, :, rows], w, b, band, max_buffer_bytes)
+    return out
+
+
+def _gradients_banded(dout, x, w, g, bands, max_buffer_bytes, need_dx, need_dw):
+    """_gradients one sample and one band of output rows at a time; dx bands overlap, so they are
+    added into the sample's padded gradient."""
+    xp = get_array_module(dout)
+    (top, _), (left, _) = g.pads
+    dx = xp.empty((g.N, g.C, g.H, g.W), dtype=dout.dtype) if need_dx else None
+    dw = xp.zeros((g.O, g.C // g.groups, g.kh, g.kw), dtype=dout.dtype) if need_dw else None
+    for n in range(g.N):
+        xpad = _pad(x[n:n + 1], g) if need_dw else None
+        dxpad = xp.zeros((1, g.C) + _padded_size(g), dtype=dout.dtype) if need_dx else None
+        for y0, y1 in bands:
+            band, rows = _band(g, y0, y1)
+            dx_band, dw_band = _gradients(dout[n:n + 1, :, y0:y1], None if xpad is None else xpad[:, :, rows], w,
+                                          band, max_buffer_bytes, need_dx, need_dw)
+            if need_dx:
+                dxpad[:, :, rows] += dx_band
+            if need_dw:
+                dw += dw_band
+        if need_dx:
+            dx[n] = dxpad[0, :, top: top + g.H, left: left + g.W]
+    return dx, dw
 
 
 def _chunks(n, size):
@@ -285,8 +284,8 @@ def _col2im_into(cols, g, dxpad, flat):
 
 def im2col(x, kernel_size, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
     """Column matrix (C*kh*kw, N*Ho*Wo) of x (N, C, H, W): cols[(c,i,j), (n,y,x)] = xpad[n, c, sh*y+dh*i, sw*x+dw*j]."""
-    kh, kw = _pair(kernel_size, "kernel_size")
-    g = conv_geometry(x.shape, (1, x.shape[1], kh, kw), stride, padding, dilation, 1, name="im2col")
+    kh, kw = pair(kernel_size, "im2col", "kernel_size")
+    g = conv_geometry(x.shape, (1, x.shape[1], kh, kw), stride, padding, dilation, 1, layer="im2col")
     buffer = get_array_module(x).empty(g.C * kh * kw * g.N * g.Ho * g.Wo, dtype=x.dtype)
     return _im2col_into(_pad(x, g), g, buffer, flat=False).reshape(g.C * kh * kw, g.N * g.Ho * g.Wo)
 
@@ -294,8 +293,8 @@ def im2col(x, kernel_size, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1,
 def col2im(cols, x_shape, kernel_size, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
     """Adjoint of :func:`im2col`: sums each column entry into the pixel of x (shape x_shape) it came from."""
     xp = get_array_module(cols)
-    kh, kw = _pair(kernel_size, "kernel_size")
-    g = conv_geometry(x_shape, (1, x_shape[1], kh, kw), stride, padding, dilation, 1, name="col2im")
+    kh, kw = pair(kernel_size, "col2im", "kernel_size")
+    g = conv_geometry(x_shape, (1, x_shape[1], kh, kw), stride, padding, dilation, 1, layer="col2im")
     (top, _), (left, _) = g.pads
     dxpad = xp.zeros((g.C, g.N) + _padded_size(g), dtype=cols.dtype)
     _col2im_into(cols, g, dxpad, flat=False)
@@ -308,6 +307,9 @@ def col2im(cols, x_shape, kernel_size, stride=(1, 1), padding=((0, 0), (0, 0)), 
 def _output(x, w, b, g, max_buffer_bytes):
     """out = W @ cols + b, chunk by chunk: (N, O, Ho, Wo)."""
     xp = get_array_module(x)
+    bands = row_bands(g, x.dtype.itemsize, max_buffer_bytes)
+    if bands is not None:
+        return _output_banded(x, w, b, g, bands, max_buffer_bytes)
     G = g.groups
     wg = w.reshape(G, g.O // G, -1)
     if _is_pointwise(g):
@@ -341,6 +343,9 @@ def _gradients(dout, x, w, g, max_buffer_bytes, need_dx=True, need_dw=True):
     """(dx, dw) of out = conv(x, w) given dout (N, O, Ho, Wo); ``x`` may be None when only dx
     is needed, ``w`` may be None when only dw is needed."""
     xp = get_array_module(dout)
+    bands = row_bands(g, dout.dtype.itemsize, max_buffer_bytes)
+    if bands is not None:
+        return _gradients_banded(dout, x, w, g, bands, max_buffer_bytes, need_dx, need_dw)
     G, dtype = g.groups, dout.dtype
     Og, Cg = g.O // G, g.C // G
     if _is_pointwise(g):
@@ -393,26 +398,97 @@ def _gradients(dout, x, w, g, max_buffer_bytes, need_dx=True, need_dw=True):
 # ----------------------------------------------------------------------------- conv2d
 
 
+ALGORITHMS = ("auto", "im2col", "fft", "direct")
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+ConvCache = namedtuple("ConvCache", "algo saved pad")
+ConvCache.__doc__ = """The cache of conv2d_forward: ``algo`` (the algorithm that ran, "im2col", "fft" or
+"direct"), ``saved`` (that algorithm's own cache) and ``pad`` (pad_forward's cache for a padding mode
+other than zeros, else None). conv2d_backward dispatches on ``algo``."""
+
+
+def _is_finite(a):
+    """True when every entry of ``a`` is finite (one pass over the array; a bool on the host)."""
+    return bool(get_array_module(a).isfinite(a).all())
+
+
+def choose_algorithm(algo, kernel_size, stride, dilation, groups, x=None, w=None):
+    """The algorithm a convolution with these settings runs: ``algo`` unless it is "auto".
+
+    "auto": FFT for kernels of 7x7 or more at stride 1, dilation 1, groups 1 (where the
+    benchmarks show it faster: its cost does not grow with the kernel area), im2col otherwise,
+    and im2col whenever ``x`` or ``w`` (when given) holds an inf or NaN: the FFT would spread a
+    non-finite value over the whole sample, so "auto" never changes the answer.
+    """
+    if algo != "auto":
+        return algo
+    large = min(kernel_size) >= 7 and set(stride) == {1} and set(dilation) == {1} and groups == 1
+    if large and all(a is None or _is_finite(a) for a in (x, w)):
+        return "fft"
+    return "im2col"
+
+
 def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1,
-                   max_buffer_bytes=None):
-    """out = conv(x, w) + b by im2col + GEMM. Returns (out, cache)."""
-    g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
-    out = _output(x, w, b, g, max_buffer_bytes)
-    return out, (x, w, b is not None, g, max_buffer_bytes)
+                   max_buffer_bytes=None, algo="im2col", padding_mode="zeros", layer="conv2d"):
+    """out = conv(x, w) + b. Returns (out, :class:`ConvCache`).
+
+    padding: int, (ph, pw) or ((top, bottom), (left, right)).
+    max_buffer_bytes: cap of the im2col column buffer (default :func:`get_max_buffer_bytes`).
+    algo: "im2col" (GEMM), "fft" (:mod:`npcnn.functional.conv_fft`), "direct" (the loop twin
+    :func:`conv2d_naive`, for teaching and tiny inputs) or "auto" (:func:`choose_algorithm`).
+    padding_mode: "zeros", or "reflect", "replicate", "circular" (:mod:`npcnn.functional.padding`
+    pads first, then the convolution pads nothing).
+    layer: the caller's name in errors.
+    """
+    if algo not in ALGORITHMS:
+        raise ValueError(f"{layer}: algo must be one of {ALGORITHMS}, got {algo!r}")
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"{layer}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+    pad_cache = None
+    if padding_mode != "zeros":
+        x, pad_cache = pad_forward(x, padding_pairs(padding, 2, layer), padding_mode, layer)
+        padding = 0
+    g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layer=layer)
+    algo = choose_algorithm(algo, (g.kh, g.kw), g.stride, g.dilation, g.groups, x, w)
+    if algo == "fft":
+        out, saved = conv_fft.conv2d_fft_forward(x, w, b, layer=layer, geometry=g)
+    elif algo == "direct":
+        out, saved = conv2d_naive(x, w, b, g.stride, g.pads, g.dilation, g.groups), (x, w, b is not None, g)
+    else:
+        out, saved = _output(x, w, b, g, max_buffer_bytes), (x, w, b is not None, g, max_buffer_bytes)
+    return out, ConvCache(algo, saved, pad_cache)
 
 
 def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
-    """(dx, dw, db) of conv2d_forward; a gradient that is not needed comes back as None."""
-    x, w, has_bias, g, max_buffer_bytes = cache
-    dx, dw = _gradients(dout, x, w, g, max_buffer_bytes, need_dx, need_dw)
-    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    """(dx, dw, db) of conv2d_forward, by the algorithm the forward ran; a gradient that is not
+    needed (or a missing bias's) comes back as None."""
+    if cache.algo == "fft":
+        dx, dw, db = conv_fft.conv2d_fft_backward(dout, cache.saved, need_dx, need_dw)
+    elif cache.algo == "direct":
+        x, w, has_bias, g = cache.saved
+        dx, dw, db = conv2d_naive_backward(dout, x, w, g.stride, g.pads, g.dilation, g.groups)
+        dx, dw, db = (dx if need_dx else None), (dw if need_dw else None), (db if has_bias else None)
+    else:
+        x, w, has_bias, g, max_buffer_bytes = cache.saved
+        dx, dw = _gradients(dout, x, w, g, max_buffer_bytes, need_dx, need_dw)
+        db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    if cache.pad is not None and dx is not None:
+        dx = pad_backward(dx, cache.pad)
     return dx, dw, db
+
+
+def im2col_cost(x_shape, w_shape, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+    """Estimated real flops of an im2col forward: the GEMM, 2 * N * O * Ho * Wo * Cg * kh * kw
+    (one multiply and one add per tap; building the columns is memory traffic, not counted).
+    Compare :func:`npcnn.functional.conv_fft.fft_cost`."""
+    g = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, layer="im2col_cost")
+    return float(2 * g.N * g.O * g.Ho * g.Wo * (g.C // g.groups) * g.kh * g.kw)
 
 
 def conv2d_naive(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
     """Loop twin of conv2d_forward: one output pixel at a time, straight from the definition."""
     xp = get_array_module(x)
-    g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, name="conv2d_naive")
+    g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layer="conv2d_naive")
     xpad = _pad(x, g)
     (sh, sw), (dh, dw) = g.stride, g.dilation
     Og, Cg = g.O // g.groups, g.C // g.groups
@@ -431,7 +507,7 @@ def conv2d_naive(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation
 def conv2d_naive_backward(dout, x, w, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
     """Loop twin of conv2d_backward: (dx, dw, db), each output pixel's gradient added to its window."""
     xp = get_array_module(x)
-    g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, name="conv2d_naive")
+    g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layer="conv2d_naive")
     xpad = _pad(x, g)
     dxpad = xp.zeros_like(xpad)
     dw_ = xp.zeros_like(w)
@@ -454,33 +530,38 @@ def conv2d_naive_backward(dout, x, w, stride=(1, 1), padding=((0, 0), (0, 0)), d
 # ----------------------------------------------------------------------------- conv1d (H = 1)
 
 
-def _conv1d_as_2d(stride, padding, dilation):
-    if isinstance(padding, int):
-        padding = (padding, padding)
-    return (1, int(stride)), ((0, 0), tuple(int(p) for p in padding)), (1, int(dilation))
+def _pads_1d(padding, layer="conv1d"):
+    """int, (left, right) or ((left, right),) -> (left, right)."""
+    if isinstance(padding, (tuple, list)) and len(padding) == 1:
+        padding = padding[0]
+    return pair(padding, layer, "padding")
 
 
-def _check_1d(x, w, name):
+def _check_1d(x, w, layer):
     if x.ndim != 3:
-        raise ValueError(f"{name}: expected input of shape (N, C, L), got shape {tuple(x.shape)}")
+        raise ValueError(f"{layer}: expected input of shape (N, C, L), got shape {tuple(x.shape)}")
     if w.ndim != 3:
-        raise ValueError(f"{name}: expected weight of shape (O, C/groups, k), got shape {tuple(w.shape)}")
+        raise ValueError(f"{layer}: expected weight of shape (O, C/groups, k), got shape {tuple(w.shape)}")
 
 
-def conv1d_forward(x, w, b=None, stride=1, padding=(0, 0), dilation=1, groups=1, max_buffer_bytes=None):
-    """1-D convolution of x (N, C, L) with w (O, C/groups, k): the 2-D kernel with H = 1.
+def conv1d_forward(x, w, b=None, stride=1, padding=(0, 0), dilation=1, groups=1, max_buffer_bytes=None,
+                   algo="im2col", padding_mode="zeros", layer="conv1d"):
+    """1-D convolution of x (N, C, L) with w (O, C/groups, k): the 2-D kernel on (N, C, 1, L).
 
-    ``padding`` is an int or a (left, right) pair. Returns (out (N, O, Lo), cache).
-    """
-    _check_1d(x, w, "conv1d")
-    stride2, padding2, dilation2 = _conv1d_as_2d(stride, padding, dilation)
-    out, cache = conv2d_forward(x[:, :, None, :], w[:, :, None, :], b, stride2, padding2, dilation2, groups,
-                                max_buffer_bytes)
+    ``padding`` is an int or a (left, right) pair; the other arguments are conv2d_forward's.
+    Returns (out (N, O, Lo), cache)."""
+    _check_1d(x, w, layer)
+    stride2 = (1, as_tuple(stride, 1, layer, "stride")[0])
+    dilation2 = (1, as_tuple(dilation, 1, layer, "dilation")[0])
+    # "auto" decides on the 1-D kernel (a 1 x k kernel of the 2-D view would never pick FFT)
+    algo = choose_algorithm(algo, w.shape[2:], stride2[1:], dilation2[1:], groups, x, w)
+    out, cache = conv2d_forward(x[:, :, None, :], w[:, :, None, :], b, stride2, ((0, 0), _pads_1d(padding, layer)),
+                                dilation2, groups, max_buffer_bytes, algo, padding_mode, layer)
     return out[:, :, 0, :], cache
 
 
 def conv1d_backward(dout, cache, need_dx=True, need_dw=True):
-    """(dx, dw, db) of conv1d_forward."""
+    """(dx, dw, db) of conv1d_forward; a gradient that is not needed comes back as None."""
     dx, dw, db = conv2d_backward(dout[:, :, None, :], cache, need_dx, need_dw)
     return (None if dx is None else dx[:, :, 0, :]), (None if dw is None else dw[:, :, 0, :]), db
 
@@ -489,7 +570,7 @@ def conv1d_naive(x, w, b=None, stride=1, padding=(0, 0), dilation=1, groups=1):
     """Loop twin of conv1d_forward: out[n, o, t] = b[o] + sum_{c, i} xpad[n, c, s*t + d*i] w[o, c, i]."""
     xp = get_array_module(x)
     _check_1d(x, w, "conv1d_naive")
-    left, right = (padding, padding) if isinstance(padding, int) else padding
+    left, right = _pads_1d(padding, "conv1d_naive")
     xpad = xp.pad(x, ((0, 0), (0, 0), (left, right)))
     N, C, L = xpad.shape
     O, Cg, k = w.shape
@@ -519,8 +600,8 @@ def _transpose_geometry(x_shape, w_shape, stride, padding, output_padding, dilat
         raise ValueError(f"{name}: expected input of shape (N, C_in, H, W), got shape {tuple(x_shape)}")
     if len(w_shape) != 4:
         raise ValueError(f"{name}: expected weight of shape (C_in, C_out/groups, kh, kw), got shape {tuple(w_shape)}")
-    stride, dilation, pads = _pair(stride, "stride"), _pair(dilation, "dilation"), _padding_pairs(padding)
-    output_padding = _pair(output_padding, "output_padding")
+    stride, dilation = pair(stride, name, "stride"), pair(dilation, name, "dilation")
+    pads, output_padding = padding_pairs(padding, 2, name), pair(output_padding, name, "output_padding")
     for axis in range(2):
         if not 0 <= output_padding[axis] < max(stride[axis], dilation[axis]):
             raise ValueError(f"{name}: output_padding {output_padding} must be smaller than either stride "
@@ -536,7 +617,7 @@ def _transpose_geometry(x_shape, w_shape, stride, padding, output_padding, dilat
         raise ValueError(f"{name}: output size {tuple(size)} is not positive (input {tuple(x_shape)}, "
                          f"padding {pads}, stride {stride})")
     conv_x_shape = (x_shape[0], w_shape[1] * groups, size[0], size[1])
-    return conv_geometry(conv_x_shape, w_shape, stride, pads, dilation, groups, out_size=x_shape[2:], name=name)
+    return conv_geometry(conv_x_shape, w_shape, stride, pads, dilation, groups, out_size=x_shape[2:], layer=name)
 
 
 def conv_transpose2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), output_padding=(0, 0),
@@ -585,3 +666,28 @@ def conv_transpose2d_naive(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0))
     if b is not None:
         out += b.reshape(1, -1, 1, 1)
     return out
+
+
+def conv_transpose2d_naive_backward(dout, x, w, stride=(1, 1), padding=((0, 0), (0, 0)), output_padding=(0, 0),
+                                    dilation=(1, 1), groups=1):
+    """Loop twin of conv_transpose2d_backward: (dx, dw, db), straight from the scatter form of
+    the forward (each input pixel adds x[n, c, y, x] * w[c] to one output window):
+    dx[n, c, y, x] = sum of dout over that window times w[c], dw[c] = sum of x[n, c, y, x] times it."""
+    xp = get_array_module(dout)
+    g = _transpose_geometry(x.shape, w.shape, stride, padding, output_padding, dilation, groups)
+    (top, bottom), (left, right) = g.pads
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    full = xp.zeros((g.N, g.C, g.H + top + bottom, g.W + left + right), dtype=dout.dtype)
+    full[:, :, top: top + g.H, left: left + g.W] = dout  # the cropped border had no gradient
+    dx, dw_ = xp.zeros_like(x), xp.zeros_like(w)
+    Cin_g, Cout_g = g.O // g.groups, g.C // g.groups
+    for n in range(g.N):
+        for c in range(g.O):
+            o0 = (c // Cin_g) * Cout_g
+            for y in range(x.shape[2]):
+                for x_ in range(x.shape[3]):
+                    window = full[n, o0: o0 + Cout_g, sh * y: sh * y + dh * (g.kh - 1) + 1: dh,
+                                  sw * x_: sw * x_ + dw * (g.kw - 1) + 1: dw]
+                    dx[n, c, y, x_] = (window * w[c]).sum()
+                    dw_[c] += x[n, c, y, x_] * window
+    return dx, dw_, dout.sum(axis=(0, 2, 3))

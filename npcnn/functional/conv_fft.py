@@ -9,17 +9,20 @@ with x (N, C, H, W), w (O, Cg, kh, kw), Cg = C / groups, g = o // (O / groups), 
 How it is computed here
 -----------------------
 1. The kernel is dilated (d-1 zeros between taps, size khd = d*(kh-1) + 1) and the input padded; both
-   are zero-extended to one transform size L_H x L_W = next_fast_len(Hp) x next_fast_len(Wp)
-   (Hp = H + top + bottom) and transformed with real 2-D FFTs: X[n, c, f], W[o, c, f].
+   are zero-extended to one transform size L_H x L_W = next_fast_len(Eh) x next_fast_len(Ew), where
+   Eh = s*(Ho-1) + khd <= Hp = H + top + bottom is the extent of the padded input the windows read,
+   and transformed with real 2-D FFTs: X[n, c, f], W[o, c, f]. Positions no window reads (past the
+   extent, or skipped by a stride larger than the kernel) are zeroed first: they enter no output,
+   and zeroing them keeps the transforms' rounding out of outputs that are exactly zero.
 2. Correlation theorem: the circular correlation of x with w has the spectrum X * conj(W). For the
-   stride-1 output positions i = 0 .. Hp - khd, the window i + u (u < khd) stays below Hp <= L_H, so
-   nothing wraps around: L >= Hp is enough (not Hp + khd - 1, as a full linear convolution needs).
+   stride-1 output positions i = 0 .. Eh - khd, the window i + u (u < khd) stays below Eh <= L_H, so
+   nothing wraps around: L >= Eh is enough (not Eh + khd - 1, as a full linear convolution needs).
 3. Summing over the input channels of a group, for every frequency f separately, is a matrix product:
        Y[g, f] (N x Og) = X[g, f] (N x Cg) @ conj(W[g, f]) (Cg x Og)
    done as one batched matmul over (group, frequency). This contraction is the main cost.
 4. Inverse real FFT, keep the valid stride-1 region, subsample by the stride, add the bias.
 
-Stride is wasteful here: all (Hp - khd + 1) x (Wp - kwd + 1) stride-1 outputs are computed and only
+Stride is wasteful here: all (Eh - khd + 1) x (Ew - kwd + 1) stride-1 outputs are computed and only
 one in s_h * s_w is kept; the transforms and the frequency-domain matmul do not shrink with the stride,
 while im2col's GEMM shrinks by s_h * s_w. (Folding the subsampling into the spectrum, by summing its
 aliased copies, would shrink the inverse FFTs only; it is not done.)
@@ -27,7 +30,7 @@ aliased copies, would shrink the inverse FFTs only; it is not done.)
 Backward (same transform size, so the forward's spectra are reused from the cache):
     dy_up = dout spread onto the stride-1 grid (zeros between, "upsampled"), spectrum DY
     dxpad = full convolution of dy_up with the dilated kernel:  DX[g, f] = DY[g, f] @ W[g, f]^T
-            (its length Hp - khd + 1 + khd - 1 = Hp <= L: no wrap); crop to the input, un-pad.
+            (its length Eh <= L: no wrap); zero the unread positions, crop to the input, un-pad.
     dWd   = correlation of xpad with dy_up:  DWd[g, f] = DY[g, f]^H @ X[g, f]   (lag u < khd, no wrap);
             crop to the dilated kernel, then keep every d-th tap: dW = dWd[:, :, ::d_h, ::d_w]
     db    = sum of dout over N, H, W
@@ -43,43 +46,79 @@ traffic, so on a CPU the FFT is about even with im2col at 3x3 and clearly ahead 
 (benchmarks/fft_vs_im2col.py). It also loses its edge with stride > 1 (see above) and when the padded
 input is much larger than the output. Each backward costs about twice its forward for both methods
 (two contractions of the forward's size; the FFT reuses the cached input and kernel spectra).
-`fft_cost` and `im2col_cost` return these forward estimates.
+`fft_cost` (here) and `npcnn.functional.conv.im2col_cost` return these forward estimates.
 """
 
 import math
 
 from .. import backend
 from ..backend import get_array_module
-
-_NAME = "conv2d_fft"
-
+from .geometry import conv_geometry, read_extent
 
 # ----------------------------------------------------------------------------- geometry
 
 
-def _output_size(size, pad, kernel, stride, dilation):
-    """floor((size + pad_lo + pad_hi - dilation*(kernel-1) - 1) / stride) + 1."""
-    return (size + pad[0] + pad[1] - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def _check(x, w, b, stride, padding, dilation, groups):
-    """Raise a clear error for shapes or options the convolution cannot take."""
+def _check(x, w, b, stride, padding, dilation, groups, layer):
+    """The checked :class:`~npcnn.functional.geometry.Geometry`, or a clear error for shapes or
+    options the convolution cannot take."""
     if getattr(x, "ndim", None) != 4 or getattr(w, "ndim", None) != 4:
-        raise ValueError(f"{_NAME}: expected x (N, C, H, W) and w (O, C/groups, kh, kw), got shapes "
+        raise ValueError(f"{layer}: expected input (N, C, H, W) and weight (O, C/groups, kh, kw), got shapes "
                          f"{getattr(x, 'shape', None)} and {getattr(w, 'shape', None)}")
-    n_out, c_group = w.shape[:2]
-    if groups < 1 or x.shape[1] != c_group * groups or n_out % groups:
-        raise ValueError(f"{_NAME}: with groups={groups} expected C = {c_group} * groups and O divisible "
-                         f"by groups, got x {tuple(x.shape)} and w {tuple(w.shape)}")
-    if b is not None and tuple(b.shape) != (n_out,):
-        raise ValueError(f"{_NAME}: expected bias of shape ({n_out},), got {tuple(b.shape)}")
-    if min(stride) < 1 or min(dilation) < 1 or min(min(p) for p in padding) < 0:
-        raise ValueError(f"{_NAME}: expected stride >= 1, dilation >= 1, padding >= 0, got "
-                         f"stride={stride}, dilation={dilation}, padding={padding}")
-    for axis in (0, 1):
-        if _output_size(x.shape[2 + axis], padding[axis], w.shape[2 + axis], stride[axis], dilation[axis]) < 1:
-            raise ValueError(f"{_NAME}: the (dilated) kernel {tuple(w.shape[2:])} with dilation {dilation} is "
-                             f"larger than the padded input {tuple(x.shape[2:])} + padding {padding}")
+    g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layer=layer)
+    if b is not None and tuple(b.shape) != (g.O,):
+        raise ValueError(f"{layer}: expected bias of shape ({g.O},), got {tuple(b.shape)}")
+    return g
+
+
+def _read_positions(g, axis):
+    """(extent, read): the length of the padded axis the windows read, s (out - 1) + d (k - 1) + 1,
+    and the set of positions some window reads (every one below the extent at stride 1)."""
+    out, kernel = (g.Ho, g.kh) if axis == 0 else (g.Wo, g.kw)
+    stride, dilation = g.stride[axis], g.dilation[axis]
+    read = set()
+    for i in range(kernel):
+        read.update(range(dilation * i, dilation * i + stride * (out - 1) + 1, stride))
+    return read_extent(out, kernel, stride, dilation), read
+
+
+def _transform_plan(g):
+    """(fft_shape, (extent_h, extent_w), (unread rows, unread columns)) of a convolution.
+
+    The transform covers only the read extent of the padded input (never more than Hp x Wp):
+    outputs at stride-1 positions i <= s (out - 1) read up to i + d (k - 1) < extent <= L, so
+    nothing wraps around. The unread positions (host lists, of range(L)) enter no output and get
+    no gradient; zeroing them before the transform, and in dx after it, keeps the FFT's rounding
+    from spreading their values into outputs that are exactly zero (e.g. a strided window that
+    only ever reads padding). At stride 1 only the zero extension beyond the extent is unread."""
+    (eh, read_h), (ew, read_w) = _read_positions(g, 0), _read_positions(g, 1)
+    fft_shape = (backend.next_fast_len(eh), backend.next_fast_len(ew))
+    unread = tuple([p for p in range(length) if p not in read]
+                   for length, read in zip(fft_shape, (read_h, read_w)))
+    return fft_shape, (eh, ew), unread
+
+
+def _embed_input(x, g, fft_shape, extent, unread):
+    """Zero (N, C, L_H, L_W) buffer holding the padded input's read extent, unread rows and
+    columns zeroed (index assignment, so an unread inf or NaN leaves no trace)."""
+    xp = get_array_module(x)
+    buffer = xp.zeros(x.shape[:2] + tuple(fft_shape), dtype=x.dtype)
+    (top, _), (left, _) = g.pads
+    rows, cols = max(0, min(g.H, extent[0] - top)), max(0, min(g.W, extent[1] - left))
+    buffer[:, :, top:top + rows, left:left + cols] = x[:, :, :rows, :cols]
+    _zero_unread(buffer, unread, below=extent)
+    return buffer
+
+
+def _zero_unread(a, unread, below=None):
+    """Zero the unread rows and columns of a (N, C, L_H, L_W) array in place (only those below
+    ``below`` = (rows, columns) when given: the rest are zero already)."""
+    xp = get_array_module(a)
+    rows, cols = unread if below is None else ([p for p in unread[0] if p < below[0]],
+                                               [p for p in unread[1] if p < below[1]])
+    if rows:
+        a[:, :, xp.asarray(rows)] = 0
+    if cols:
+        a[:, :, :, xp.asarray(cols)] = 0
 
 
 # ----------------------------------------------------------------------------- transforms and layout
@@ -150,63 +189,71 @@ def _dilate(w, dilation):
 # ----------------------------------------------------------------------------- kernels
 
 
-def conv2d_fft_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+def conv2d_fft_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1,
+                       layer="conv2d_fft", geometry=None):
     """Cross-correlation of x (N, C, H, W) with w (O, C/groups, kh, kw) via real FFTs.
 
-    ``padding`` is ((top, bottom), (left, right)) zeros. Returns (out (N, O, Ho, Wo), cache)."""
-    stride, dilation = tuple(stride), tuple(dilation)
-    padding = (tuple(padding[0]), tuple(padding[1]))
-    _check(x, w, b, stride, padding, dilation, groups)
+    ``padding`` is ((top, bottom), (left, right)) zeros (or any form of
+    :func:`~npcnn.functional.geometry.padding_pairs`). Returns (out (N, O, Ho, Wo), cache).
+
+    Rounding: each output is exact to about 1e-16 of the largest |x| |w| products of its sample,
+    not of its own window (the transforms mix all positions), and positions no window reads are
+    left out, so structurally zero outputs and gradients are exactly zero. Non-finite values: an
+    inf or NaN that some window reads makes every output of its sample NaN (and one in ``w`` every
+    output); ``Conv2d(algo="auto")`` therefore takes im2col for non-finite input.
+    ``layer`` names the caller in errors. ``geometry``: the
+    :class:`~npcnn.functional.geometry.Geometry` of these arguments when the caller has checked
+    them already (``conv2d_forward``); stride, padding, dilation and groups are then taken from it."""
+    g = _check(x, w, b, stride, padding, dilation, groups, layer) if geometry is None else geometry
     xp = get_array_module(x)
     dtype = xp.result_type(x, w)
-    n, _, h, wd = x.shape
-    padded = (h + sum(padding[0]), wd + sum(padding[1]))
-    fft_shape = (backend.next_fast_len(padded[0]), backend.next_fast_len(padded[1]))
-    out_size = tuple(_output_size(x.shape[2 + a], padding[a], w.shape[2 + a], stride[a], dilation[a])
-                     for a in (0, 1))
+    fft_shape, extent, unread = _transform_plan(g)
 
     # Spectra of the padded input and of the dilated kernel, as one matrix per group and frequency.
     # The kernel is conjugated (correlation theorem) and stored transposed, Cg x Og, so that the
     # forward and both backward products are plain (un-transposed) matmuls of contiguous stacks.
-    x_mat = _to_matrices(_rfft2(_embed(x.astype(dtype, copy=False), fft_shape, (padding[0][0], padding[1][0]))),
-                         groups, 1)                                    # (G, F, N, Cg)
-    w_spec = _rfft2(_embed(_dilate(w.astype(dtype, copy=False), dilation), fft_shape, (0, 0)))
-    wc_mat = _to_matrices(xp.conjugate(w_spec, out=w_spec), groups, 0, transpose=True)  # (G, F, Cg, Og)
+    x_mat = _to_matrices(_rfft2(_embed_input(x.astype(dtype, copy=False), g, fft_shape, extent, unread)),
+                         g.groups, 1)                                  # (G, F, N, Cg)
+    w_spec = _rfft2(_embed(_dilate(w.astype(dtype, copy=False), g.dilation), fft_shape, (0, 0)))
+    wc_mat = _to_matrices(xp.conjugate(w_spec, out=w_spec), g.groups, 0, transpose=True)  # (G, F, Cg, Og)
 
     y_mat = x_mat @ wc_mat                                             # (G, F, N, Og): sum over channels
     spectral_shape = (fft_shape[0], fft_shape[1] // 2 + 1)
     full = _irfft2(_from_matrices(y_mat, 1, False, spectral_shape), fft_shape)  # (N, O, L_H, L_W), stride 1
-    (sh, sw), (ho, wo) = stride, out_size
-    out = xp.ascontiguousarray(full[:, :, :sh * (ho - 1) + 1:sh, :sw * (wo - 1) + 1:sw])
+    (sh, sw) = g.stride
+    out = xp.ascontiguousarray(full[:, :, :sh * (g.Ho - 1) + 1:sh, :sw * (g.Wo - 1) + 1:sw])
     if b is not None:
         out += b.reshape(1, -1, 1, 1)                                  # out is fresh: in place is safe
-    cache = (x_mat, wc_mat, x.shape, w.shape, stride, padding, dilation, groups, fft_shape, b is not None)
+    cache = (x_mat, wc_mat, g, fft_shape, extent, unread, b is not None)
     return out, cache
 
 
 def conv2d_fft_backward(dout, cache, need_dx=True, need_dw=True):
     """Returns (dx, dw, db); a gradient that is not needed (or a missing bias's) is None."""
-    x_mat, wc_mat, x_shape, w_shape, stride, padding, dilation, groups, fft_shape, has_bias = cache
+    x_mat, wc_mat, g, fft_shape, extent, unread, has_bias = cache
     xp = get_array_module(dout)
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None
     if not (need_dx or need_dw):
         return None, None, db
     spectral_shape = (fft_shape[0], fft_shape[1] // 2 + 1)
     # dout on the stride-1 grid (zeros between), zero-extended to the transform size; dout is only read.
-    dy_spec = _rfft2(_embed(dout.astype(x_mat.real.dtype, copy=False), fft_shape, (0, 0), stride))
-    dyc_mat = _to_matrices(xp.conjugate(dy_spec, out=dy_spec), groups, 1, transpose=True)  # (G, F, Og, N)
+    dy_spec = _rfft2(_embed(dout.astype(x_mat.real.dtype, copy=False), fft_shape, (0, 0), g.stride))
+    dyc_mat = _to_matrices(xp.conjugate(dy_spec, out=dy_spec), g.groups, 1, transpose=True)  # (G, F, Og, N)
     dx = dw = None
     if need_dx:
         # Full convolution DX = DY W = conj(conj(W)^T conj(DY)^T)^T, computed as (G, F, Cg, N).
         dxt_mat = wc_mat @ dyc_mat
         dx_pad = _irfft2(_from_matrices(xp.conjugate(dxt_mat, out=dxt_mat), 1, True, spectral_shape), fft_shape)
-        top, left = padding[0][0], padding[1][0]
-        dx = xp.ascontiguousarray(dx_pad[:, :, top:top + x_shape[2], left:left + x_shape[3]])
+        _zero_unread(dx_pad, unread)  # unread positions get no gradient, exactly
+        (top, _), (left, _) = g.pads
+        rows, cols = max(0, min(g.H, extent[0] - top)), max(0, min(g.W, extent[1] - left))
+        dx = xp.zeros((g.N, g.C, g.H, g.W), dtype=dx_pad.dtype)
+        dx[:, :, :rows, :cols] = dx_pad[:, :, top:top + rows, left:left + cols]
     if need_dw:
         dw_mat = dyc_mat @ x_mat                                       # (G, F, Og, Cg): correlation
         dw_full = _irfft2(_from_matrices(dw_mat, 0, False, spectral_shape), fft_shape)
-        (dh, dwl), (kh, kw) = dilation, w_shape[2:]
-        dw = xp.ascontiguousarray(dw_full[:, :, :dh * (kh - 1) + 1:dh, :dwl * (kw - 1) + 1:dwl])
+        (dh, dwl) = g.dilation
+        dw = xp.ascontiguousarray(dw_full[:, :, :dh * (g.kh - 1) + 1:dh, :dwl * (g.kw - 1) + 1:dwl])
     return dx, dw, db
 
 
@@ -223,25 +270,15 @@ def fft_cost(x_shape, w_shape, stride=(1, 1), padding=((0, 0), (0, 0)), dilation
 
         (N*C + O*Cg + N*O) * 2.5 P log2 P  +  8 * N * Cg * O * F
 
-    P = L_H * L_W, the transform size (next fast lengths of the padded input), F = L_H * (L_W//2 + 1).
-    It does not depend on stride or dilation: the FFT computes every stride-1 output anyway."""
-    n, c, h, w = x_shape
-    n_out, c_group = w_shape[:2]
-    lh = backend.next_fast_len(h + padding[0][0] + padding[0][1])
-    lw = backend.next_fast_len(w + padding[1][0] + padding[1][1])
+    P = L_H * L_W, the transform size (next fast lengths of the read extent of the padded input,
+    s (out - 1) + d (k - 1) + 1 per axis: stride and dilation enter only there, since the FFT
+    computes every stride-1 output anyway), F = L_H * (L_W//2 + 1). Groups enter through Cg:
+    the contraction is G products of (N x Cg) by (Cg x O/G) per frequency, N*Cg*O multiply-adds."""
+    g = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, layer="fft_cost")
+    (lh, lw), _, _ = _transform_plan(g)
     frequencies = lh * (lw // 2 + 1)
-    transforms = (n * c + n_out * c_group + n * n_out) * _fft_flops(lh * lw)
-    return float(transforms + 8 * n * c_group * n_out * frequencies)
+    transforms = (g.N * g.C + g.O * g.C // g.groups + g.N * g.O) * _fft_flops(lh * lw)
+    return float(transforms + 8 * g.N * (g.C // g.groups) * g.O * frequencies)
 
 
-def im2col_cost(x_shape, w_shape, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
-    """Estimated real flops of an im2col forward: the GEMM, 2 * N * O * Ho * Wo * Cg * kh * kw
-    (one multiply and one add per tap; building the columns is memory traffic, not counted)."""
-    n, _, h, w = x_shape
-    n_out, c_group, kh, kw = w_shape
-    ho = _output_size(h, padding[0], kh, stride[0], dilation[0])
-    wo = _output_size(w, padding[1], kw, stride[1], dilation[1])
-    return float(2 * n * n_out * ho * wo * c_group * kh * kw)
-
-
-__all__ = ["conv2d_fft_forward", "conv2d_fft_backward", "fft_cost", "im2col_cost"]
+__all__ = ["conv2d_fft_forward", "conv2d_fft_backward", "fft_cost"]

@@ -9,6 +9,7 @@ from ..backend import get_array_module
 
 
 def linear_forward(x, w, b=None):
+    """out = x W^T + b; the cache is (x, W, whether there is a bias)."""
     out = x @ w.T
     if b is not None:
         out += b  # out is a fresh array, so adding in place is safe

@@ -19,23 +19,24 @@ from ..backend import get_array_module
 _NUMPY_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
-def _check(shape, pads, mode, name):
+def _check(shape, pads, mode, layer):
     if mode not in _NUMPY_MODES:
-        raise ValueError(f"{name}: padding mode must be one of {tuple(_NUMPY_MODES)}, got {mode!r}")
+        raise ValueError(f"{layer}: padding mode must be one of {tuple(_NUMPY_MODES)}, got {mode!r}")
     sizes = shape[len(shape) - len(pads):]
     for size, (before, after) in zip(sizes, pads):
         if min(before, after) < 0:
-            raise ValueError(f"{name}: padding must be >= 0, got {pads}")
+            raise ValueError(f"{layer}: padding must be >= 0, got {pads}")
         if mode == "reflect" and max(before, after) >= size:
-            raise ValueError(f"{name}: reflect padding {pads} must be smaller than the input size {tuple(sizes)}")
+            raise ValueError(f"{layer}: reflect padding {pads} must be smaller than the input size {tuple(sizes)}")
         if mode == "circular" and max(before, after) > size:
-            raise ValueError(f"{name}: circular padding {pads} must be at most the input size {tuple(sizes)}")
+            raise ValueError(f"{layer}: circular padding {pads} must be at most the input size {tuple(sizes)}")
 
 
-def pad_forward(x, pads, mode="zeros", name="pad"):
-    """x padded on its last len(pads) axes. Returns (out, cache). ``name`` (the layer) goes in errors."""
+def pad_forward(x, pads, mode="zeros", layer="pad"):
+    """x padded on its last len(pads) axes by ``pads`` ((before, after) per axis) in ``mode``.
+    Returns (out, cache). ``layer`` names the caller in errors."""
     pads = tuple((int(a), int(b)) for a, b in pads)
-    _check(x.shape, pads, mode, name)
+    _check(x.shape, pads, mode, layer)
     width = ((0, 0),) * (x.ndim - len(pads)) + pads
     out = get_array_module(x).pad(x, width, mode=_NUMPY_MODES[mode])
     return out, (x.shape, pads, mode)

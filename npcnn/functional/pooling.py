@@ -13,51 +13,27 @@ Average pooling:  out = sum over the window / divisor;  dx spreads dout/divisor 
 The divisor counts the window clipped to the padded input (count_include_pad=True) or to the
 input itself (count_include_pad=False); with ceil_mode a window may overhang both.
 
-The 1-D kernels are the 2-D ones on an (N, C, 1, L) view.
+There are no separate 1-D kernels: MaxPool1d, AvgPool1d and LPPool1d call the 2-D ones on an
+(N, C, 1, L) view with a 1 x k window. The sizes and checks are in ``functional/geometry.py``.
 """
 
 import math
 
 from .. import backend
 from ..backend import get_array_module
+from .geometry import pair, pool_geometry
 
 
 # ----------------------------------------------------------------------------- geometry
 
 
-def _pair(value):
-    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"expected an int or a pair, got {value!r}")
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
+def pool_args(layer, kernel_size, stride=None, padding=0, dilation=1):
+    """(kernel, stride, padding, dilation) as pairs; ``stride=None`` means the kernel size (PyTorch).
 
-
-def pool_output_size(size, kernel, stride, padding=0, dilation=1, ceil_mode=False):
-    """Output length of one pooled axis, PyTorch's ``pooling_output_shape``."""
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1  # the last window would start in the right padding: PyTorch drops it
-    return out
-
-
-def pool_geometry(layer, shape, kernel, stride, padding, dilation, ceil_mode):
-    """Check a 2-D pooling configuration against PyTorch's rules; return (out_h, out_w)."""
-    H, W = shape[-2:]
-    for name, pair, minimum in (("kernel_size", kernel, 1), ("stride", stride, 1), ("dilation", dilation, 1),
-                                ("padding", padding, 0)):
-        if min(pair) < minimum:
-            raise ValueError(f"{layer}: {name} must be >= {minimum}, got {pair}")
-    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise ValueError(f"{layer}: padding {padding} must be at most half the kernel size {kernel}")
-    oh = pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
-    ow = pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
-    if oh < 1 or ow < 1:
-        raise ValueError(f"{layer}: input of spatial size {(H, W)} with padding {padding} is smaller than the "
-                         f"(dilated) kernel {kernel} (dilation {dilation}); output size would be {(oh, ow)}")
-    return oh, ow
+    Each may be an int or a pair; ``layer`` names the caller in errors."""
+    kernel = pair(kernel_size, layer, "kernel_size")
+    stride = kernel if stride is None else pair(stride, layer, "stride")
+    return kernel, stride, pair(padding, layer, "padding"), pair(dilation, layer, "dilation")
 
 
 def _pad_hw(x, top, bottom, left, right, value):
@@ -98,11 +74,38 @@ def _offset_slice(i, j, out_hw, stride, dilation):
             slice(w0, w0 + stride[1] * (out_hw[1] - 1) + 1, stride[1]))
 
 
-def _is_tiling(shape, kernel, stride, padding, dilation):
-    """True when the windows tile the input exactly (stride == kernel, no padding or dilation)."""
+def _is_tiling(shape, out_hw, kernel, stride, padding, dilation):
+    """True when the windows are disjoint blocks inside the input: stride == kernel, no padding
+    or dilation, and no window overhanging the input (rows and columns past the last whole
+    block, which floor mode drops, are allowed)."""
     H, W = shape[-2:]
     return (tuple(stride) == tuple(kernel) and padding == (0, 0) and dilation == (1, 1)
-            and H % kernel[0] == 0 and W % kernel[1] == 0)
+            and out_hw[0] * kernel[0] <= H and out_hw[1] * kernel[1] <= W)
+
+
+def _blocks(a, out_hw, kernel):
+    """The disjoint blocks of ``a`` (N, C, H, W) as a (N, C, oh, kh, ow, kw) view (no copy:
+    splitting an axis never needs one); block (r, s) offset (i, j) is [:, :, r, i, s, j]."""
+    N, C = a.shape[:2]
+    (oh, ow), (kh, kw) = out_hw, kernel
+    return a[:, :, :oh * kh, :ow * kw].reshape(N, C, oh, kh, ow, kw)
+
+
+def _tile_hits(x, out, kernel, out_hw):
+    """Yield (i, j, hit) per kernel offset in window order: hit marks the windows whose first
+    maximum (the one PyTorch picks) is at offset (i, j); a NaN counts as the maximum."""
+    xp = get_array_module(x)
+    blocks, taken = _blocks(x, out_hw, kernel), xp.zeros(out.shape, dtype=bool)
+    has_nan = bool(xp.isnan(out).any())  # one pass over the output; NaN != NaN needs its own test
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            v = blocks[:, :, :, i, :, j]
+            hit = v == out
+            if has_nan:
+                hit |= xp.isnan(v)
+            hit &= ~taken
+            taken |= hit
+            yield i, j, hit
 
 
 def _unpad(dpad, x_shape, top, left):
@@ -114,42 +117,50 @@ def _unpad(dpad, x_shape, top, left):
 
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, layer="MaxPool2d"):
-    """x (N, C, H, W) -> (out (N, C, oh, ow), cache). ``cache`` holds the arg-max of each window."""
+    """x (N, C, H, W) -> (out (N, C, oh, ow), cache). ``cache`` holds the arg-max of each window
+    (for disjoint windows: x and out, from which backward finds it)."""
     xp = get_array_module(x)
-    kernel = _pair(kernel_size)
-    stride = kernel if stride is None else _pair(stride)
-    padding, dilation = _pair(padding), _pair(dilation)
+    kernel, stride, padding, dilation = pool_args(layer, kernel_size, stride, padding, dilation)
     oh, ow = pool_geometry(layer, x.shape, kernel, stride, padding, dilation, ceil_mode)
+    if _is_tiling(x.shape, (oh, ow), kernel, stride, padding, dilation):
+        return _max_pool_tiles(x, kernel, (oh, ow))
     N, C, H, W = x.shape
-    kk = kernel[0] * kernel[1]
-    if _is_tiling(x.shape, kernel, stride, padding, dilation):
-        # Fast path: the windows are disjoint blocks, a reshape away from (N, C, oh, ow, kh*kw).
-        win = x.reshape(N, C, oh, kernel[0], ow, kernel[1]).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, oh, ow, kk)
-        pads = None  # marks the fast path for the backward
-    else:
-        top, bottom = _padding_needed(H, oh, kernel[0], stride[0], padding[0], dilation[0])
-        left, right = _padding_needed(W, ow, kernel[1], stride[1], padding[1], dilation[1])
-        pads = (top, bottom, left, right)
-        xpad = _pad_hw(x, top, bottom, left, right, -math.inf)
-        win = _windows(xpad, (oh, ow), kernel, stride, dilation).reshape(N, C, oh, ow, kk)
+    top, bottom = _padding_needed(H, oh, kernel[0], stride[0], padding[0], dilation[0])
+    left, right = _padding_needed(W, ow, kernel[1], stride[1], padding[1], dilation[1])
+    pads = (top, bottom, left, right)
+    xpad = _pad_hw(x, top, bottom, left, right, -math.inf)
+    win = _windows(xpad, (oh, ow), kernel, stride, dilation).reshape(N, C, oh, ow, kernel[0] * kernel[1])
     arg = win.argmax(axis=-1)  # first maximum in the window wins, as in PyTorch
     out = xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
-    return out, (arg, x.shape, kernel, stride, dilation, pads)
+    return out, ("windows", arg, x.shape, kernel, stride, dilation, pads)
+
+
+def _max_pool_tiles(x, kernel, out_hw):
+    """Fast path for disjoint windows: out = the elementwise maximum of the kh*kw strided slices
+    of the block view, kh*kw - 1 passes over an output-sized array; no copy of x, no (.., kh*kw)
+    window array, no arg-max array kept (backward finds the first maximum again from x and out)."""
+    xp = get_array_module(x)
+    blocks = _blocks(x, out_hw, kernel)
+    out = blocks[:, :, :, 0, :, 0].copy()
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            if i or j:
+                xp.maximum(out, blocks[:, :, :, i, :, j], out=out)  # NaN propagates, as argmax picks it
+    return out, ("tiles", x, out, kernel)
 
 
 def max_pool2d_backward(dout, cache):
     """dx: each dout entry goes to the one input position that won its window."""
-    arg, x_shape, kernel, stride, dilation, pads = cache
     xp = get_array_module(dout)
+    if cache[0] == "tiles":
+        _, x, out, kernel = cache
+        dx = xp.zeros(x.shape, dtype=dout.dtype)
+        dblocks, zero = _blocks(dx, out.shape[-2:], kernel), xp.zeros((), dtype=dout.dtype)
+        for i, j, hit in _tile_hits(x, out, kernel, out.shape[-2:]):
+            dblocks[:, :, :, i, :, j] = xp.where(hit, dout, zero)
+        return dx
+    _, arg, x_shape, kernel, stride, dilation, (top, bottom, left, right) = cache
     N, C, oh, ow = dout.shape
-    kk = kernel[0] * kernel[1]
-    if pads is None:
-        # Disjoint windows: a one-hot of the arg-max times dout, reshaped back to the blocks.
-        onehot = arg[..., None] == xp.arange(kk)
-        dwin = (onehot * dout[..., None]).astype(dout.dtype, copy=False)
-        dwin = dwin.reshape(N, C, oh, ow, kernel[0], kernel[1]).transpose(0, 1, 2, 4, 3, 5)
-        return dwin.reshape(x_shape)
-    top, bottom, left, right = pads
     H, W = x_shape[-2:]
     dpad = xp.zeros((N, C, H + top + bottom, W + left + right), dtype=dout.dtype)
     zero = xp.zeros((), dtype=dout.dtype)
@@ -161,22 +172,35 @@ def max_pool2d_backward(dout, cache):
 
 
 def max_pool2d_indices(cache):
-    """PyTorch's ``return_indices``: the arg-max as a flat index into each (H, W) input plane."""
-    arg, x_shape, kernel, stride, dilation, pads = cache
-    xp = get_array_module(arg)
+    """PyTorch's ``return_indices``: the arg-max as a flat index into each (H, W) input plane.
+
+    A window that covers no input element (possible with ceil_mode and dilation: every tap falls in
+    the padding) has index -1; its output is -inf and it passes no gradient. (PyTorch reports an
+    index computed from the window's first in-range row and column there, which may lie outside the
+    window or the plane, and sends the gradient to it.)"""
+    if cache[0] == "tiles":
+        _, x, out, kernel = cache
+        xp = get_array_module(x)
+        arg = xp.zeros(out.shape, dtype=xp.int64)
+        for i, j, hit in _tile_hits(x, out, kernel, out.shape[-2:]):
+            arg[hit] = i * kernel[1] + j
+        stride, dilation, top, left, x_shape = kernel, (1, 1), 0, 0, x.shape
+    else:
+        _, arg, x_shape, kernel, stride, dilation, pads = cache
+        xp = get_array_module(arg)
+        top, left = pads[0], pads[2]
     oh, ow = arg.shape[-2:]
-    top, left = (0, 0) if pads is None else (pads[0], pads[2])
+    H, W = x_shape[-2:]
     rows = xp.arange(oh)[:, None] * stride[0] + (arg // kernel[1]) * dilation[0] - top
     cols = xp.arange(ow)[None, :] * stride[1] + (arg % kernel[1]) * dilation[1] - left
-    return (rows * x_shape[-1] + cols).astype(xp.int64)
+    inside = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
+    return xp.where(inside, rows * W + cols, -1).astype(xp.int64)
 
 
 def max_pool2d_naive(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Loop twin: (out, flat indices) with plain loops over every window (slow; tests only)."""
     xp = get_array_module(x)
-    kernel = _pair(kernel_size)
-    stride = kernel if stride is None else _pair(stride)
-    padding, dilation = _pair(padding), _pair(dilation)
+    kernel, stride, padding, dilation = pool_args("max_pool2d_naive", kernel_size, stride, padding, dilation)
     oh, ow = pool_geometry("max_pool2d_naive", x.shape, kernel, stride, padding, dilation, ceil_mode)
     N, C, H, W = x.shape
     out = xp.zeros((N, C, oh, ow), dtype=x.dtype)
@@ -197,7 +221,8 @@ def max_pool2d_naive(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
 
 
 def max_pool2d_backward_naive(dout, index, x_shape):
-    """Loop twin of the backward: dx[index] += dout, window by window."""
+    """Loop twin of the backward: dx[index] += dout, window by window (index -1, a window without
+    input elements, passes nothing)."""
     xp = get_array_module(dout)
     N, C, H, W = x_shape
     dx = xp.zeros(x_shape, dtype=dout.dtype)
@@ -206,7 +231,8 @@ def max_pool2d_backward_naive(dout, index, x_shape):
             for r in range(dout.shape[2]):
                 for s in range(dout.shape[3]):
                     flat = int(index[n, c, r, s])
-                    dx[n, c, flat // W, flat % W] += dout[n, c, r, s]
+                    if flat >= 0:
+                        dx[n, c, flat // W, flat % W] += dout[n, c, r, s]
     return dx
 
 
@@ -230,15 +256,13 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, 
                        layer="AvgPool2d"):
     """x (N, C, H, W) -> (out (N, C, oh, ow), cache)."""
     xp = get_array_module(x)
-    kernel = _pair(kernel_size)
-    stride = kernel if stride is None else _pair(stride)
-    padding = _pair(padding)
+    kernel, stride, padding, _ = pool_args(layer, kernel_size, stride, padding)
     oh, ow = pool_geometry(layer, x.shape, kernel, stride, padding, (1, 1), ceil_mode)
     N, C, H, W = x.shape
-    if _is_tiling(x.shape, kernel, stride, padding, (1, 1)):
+    if _is_tiling(x.shape, (oh, ow), kernel, stride, padding, (1, 1)):
         # Fast path: disjoint blocks, every divisor is kh*kw. The kh*kw strided slices of the
         # block view added up: ~20x faster than .mean(axis=(3, 5)) over the strided axes.
-        blocks = x.reshape(N, C, oh, kernel[0], ow, kernel[1])
+        blocks = _blocks(x, (oh, ow), kernel)
         out = blocks[:, :, :, 0, :, 0].copy()
         for i in range(kernel[0]):
             for j in range(kernel[1]):
@@ -267,9 +291,9 @@ def avg_pool2d_backward(dout, cache):
     xp = get_array_module(dout)
     N, C, oh, ow = dout.shape
     if pads is None:  # fast path: repeat dout / (kh*kw) over each disjoint block
-        share = dout / float(kernel[0] * kernel[1])
-        blocks = xp.broadcast_to(share[:, :, :, None, :, None], (N, C, oh, kernel[0], ow, kernel[1]))
-        return blocks.reshape(x_shape)
+        dx = xp.zeros(x_shape, dtype=dout.dtype)  # rows/columns past the last block get nothing
+        _blocks(dx, (oh, ow), kernel)[...] = (dout / float(kernel[0] * kernel[1]))[:, :, :, None, :, None]
+        return dx
     top, bottom, left, right = pads
     H, W = x_shape[-2:]
     share = dout / divisor
@@ -283,9 +307,7 @@ def avg_pool2d_backward(dout, cache):
 def avg_pool2d_naive(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """Loop twin of avg_pool2d_forward (slow; tests only)."""
     xp = get_array_module(x)
-    kernel = _pair(kernel_size)
-    stride = kernel if stride is None else _pair(stride)
-    padding = _pair(padding)
+    kernel, stride, padding, _ = pool_args("avg_pool2d_naive", kernel_size, stride, padding)
     oh, ow = pool_geometry("avg_pool2d_naive", x.shape, kernel, stride, padding, (1, 1), ceil_mode)
     N, C, H, W = x.shape
     out = xp.zeros((N, C, oh, ow), dtype=x.dtype)
@@ -304,6 +326,25 @@ def avg_pool2d_naive(x, kernel_size, stride=None, padding=0, ceil_mode=False, co
     return out
 
 
+def avg_pool2d_backward_naive(dout, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                              count_include_pad=True):
+    """Loop twin of avg_pool2d_backward: each window adds dout / divisor to its input positions."""
+    xp = get_array_module(dout)
+    kernel, stride, padding, _ = pool_args("avg_pool2d_backward_naive", kernel_size, stride, padding)
+    N, C, H, W = x_shape
+    dx = xp.zeros(x_shape, dtype=dout.dtype)
+    for r in range(dout.shape[2]):
+        for s in range(dout.shape[3]):
+            h0, w0 = r * stride[0] - padding[0], s * stride[1] - padding[1]
+            h1, w1 = min(h0 + kernel[0], H + padding[0]), min(w0 + kernel[1], W + padding[1])
+            rows, cols = slice(max(h0, 0), min(h1, H)), slice(max(w0, 0), min(w1, W))
+            inside = (rows.stop - rows.start) * (cols.stop - cols.start)
+            divisor = (h1 - h0) * (w1 - w0) if count_include_pad else inside
+            if inside > 0:
+                dx[:, :, rows, cols] += dout[:, :, r, s][:, :, None, None] / float(divisor)
+    return dx
+
+
 # ----------------------------------------------------------------------------- Lp pooling
 
 
@@ -313,7 +354,7 @@ def lp_pool2d_forward(x, norm_type, kernel_size, stride=None, ceil_mode=False, l
     (With ceil_mode a clipped window's average is still scaled by kh*kw, exactly as PyTorch does.)
     """
     p = float(norm_type)
-    kernel = _pair(kernel_size)
+    kernel = pair(kernel_size, layer, "kernel_size")
     powered = x ** p
     avg, avg_cache = avg_pool2d_forward(powered, kernel, stride, 0, ceil_mode, True, layer=layer)
     total = avg * float(kernel[0] * kernel[1])
@@ -331,7 +372,7 @@ def lp_pool2d_backward(dout, cache):
 
 def lp_pool2d_naive(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     """Loop twin of lp_pool2d_forward built on the average-pooling twin."""
-    kernel = _pair(kernel_size)
+    kernel = pair(kernel_size, "lp_pool2d_naive", "kernel_size")
     avg = avg_pool2d_naive(x ** float(norm_type), kernel, stride, 0, ceil_mode, True)
     return (avg * float(kernel[0] * kernel[1])) ** (1.0 / float(norm_type))
 

@@ -2,6 +2,7 @@
 
     lenet5                                   LeNet-5 (1998)
     alexnet, zfnet                           AlexNet (2012), ZFNet (2013)
+    alexnet_original                         AlexNet as published (two groups, LRN, 227x227)
     vgg11, vgg13, vgg16, vgg19               VGG (2014)
     googlenet                                Inception v1 (2014)
     resnet18 .. resnet152                    ResNet, ImageNet (2015)
@@ -28,7 +29,7 @@ checked by ``tests/test_models_docs.py``; where Keras ships the same architectur
 count differs (see :mod:`npcnn.models.counting`).
 """
 
-from .alexnet import AlexNet, ZFNet, alexnet, zfnet
+from .alexnet import AlexNet, AlexNetOriginal, ZFNet, alexnet, alexnet_original, zfnet
 from .counting import batchnorm_channels, biasless_conv_channels, keras_parameter_count
 from .densenet import DenseLayer, DenseNet, densenet121, densenet169, densenet201, dense_block, transition
 from .fcn import FCN8s, SkipFusion, bilinear_kernel_, convolutionize, fcn8s, fcn_tiny
@@ -66,6 +67,7 @@ from .vgg import VGG, vgg11, vgg13, vgg16, vgg19
 MODELS = {
     "lenet5": lenet5,
     "alexnet": alexnet,
+    "alexnet_original": alexnet_original,
     "zfnet": zfnet,
     "vgg11": vgg11,
     "vgg13": vgg13,
@@ -98,7 +100,7 @@ MODELS = {
 
 # the input each model is built for (channels, height, width), for summaries and tests
 INPUT_SHAPES = {name: (3, 224, 224) for name in MODELS}
-INPUT_SHAPES.update({"lenet5": (1, 32, 32), "fcn_tiny": (3, 64, 64)})
+INPUT_SHAPES.update({"lenet5": (1, 32, 32), "fcn_tiny": (3, 64, 64), "alexnet_original": (3, 227, 227)})
 INPUT_SHAPES.update({f"{kind}{depth}": (3, 32, 32) for kind in ("resnet", "plain") for depth in (20, 32, 44, 56, 110)})
 
 

@@ -25,7 +25,7 @@ import copy
 
 from .. import backend, nn
 from ..grad_mode import no_grad
-from ..nn.summary import model_dtype
+from ..nn.utils import model_dtype
 from .vgg import vgg16
 
 

@@ -3,11 +3,35 @@ and has no parameters; the kernels and their derivatives live in ``npcnn.functio
 
 from ..functional import activation as F
 from .module import Module
-from .validation import check_float
+from .validation import check_float, check_number
 
 
-class ReLU(Module):
-    """out = max(x, 0);  dx = dout * [x > 0]."""
+def _inplace_repr(inplace, prefix=""):
+    """PyTorch's text: ``inplace=True`` is shown only when set."""
+    if not inplace:
+        return prefix
+    return f"{prefix}, inplace=True" if prefix else "inplace=True"
+
+
+class _InplaceActivation(Module):
+    """Base of the activations that take PyTorch's ``inplace`` flag: it is accepted and shown in
+    the repr, never acted on (npcnn does not write into inputs: the backward may need them and
+    another branch may read them)."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def extra_repr(self):
+        return _inplace_repr(self.inplace)
+
+
+class ReLU(_InplaceActivation):
+    """out = max(x, 0);  dx = dout * [x > 0].
+
+    ``inplace`` is accepted for PyTorch compatibility and shown in the repr; npcnn never writes
+    into its input (the backward needs it, and another branch may read it).
+    """
 
     def forward(self, x):
         check_float("ReLU", x)
@@ -19,8 +43,12 @@ class ReLU(Module):
         return F.relu_backward(dout, self.pop_saved())
 
 
-class ReLU6(Module):
-    """out = min(max(x, 0), 6);  dx = dout * [0 < x < 6]  (MobileNet's bounded ReLU)."""
+class ReLU6(_InplaceActivation):
+    """out = min(max(x, 0), 6);  dx = dout * [0 < x < 6]  (MobileNet's bounded ReLU).
+
+    ``inplace`` is accepted for PyTorch compatibility and shown in the repr; npcnn never writes
+    into its input (the backward needs it, and another branch may read it).
+    """
 
     def forward(self, x):
         check_float("ReLU6", x)
@@ -32,12 +60,16 @@ class ReLU6(Module):
         return F.relu6_backward(dout, self.pop_saved())
 
 
-class LeakyReLU(Module):
-    """out = x if x > 0 else slope * x;  dx = dout if x > 0 else slope * dout."""
+class LeakyReLU(_InplaceActivation):
+    """out = x if x > 0 else slope * x;  dx = dout if x > 0 else slope * dout.
 
-    def __init__(self, negative_slope=0.01):
-        super().__init__()
-        self.negative_slope = float(negative_slope)
+    ``inplace`` is accepted for PyTorch compatibility and shown in the repr; npcnn never writes
+    into its input (the backward needs it, and another branch may read it).
+    """
+
+    def __init__(self, negative_slope=0.01, inplace=False):
+        super().__init__(inplace)
+        self.negative_slope = check_number("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, x):
         check_float("LeakyReLU", x)
@@ -49,7 +81,7 @@ class LeakyReLU(Module):
         return F.leaky_relu_backward(dout, self.pop_saved())
 
     def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
+        return _inplace_repr(self.inplace, f"negative_slope={self.negative_slope}")
 
 
 class Sigmoid(Module):
@@ -78,12 +110,16 @@ class Tanh(Module):
         return F.tanh_backward(dout, self.pop_saved())
 
 
-class ELU(Module):
-    """out = x if x > 0 else alpha (e^x - 1);  dx = dout if x > 0 else dout (out + alpha)."""
+class ELU(_InplaceActivation):
+    """out = x if x > 0 else alpha (e^x - 1);  dx = dout if x > 0 else dout (out + alpha).
 
-    def __init__(self, alpha=1.0):
-        super().__init__()
-        self.alpha = float(alpha)
+    ``inplace`` is accepted for PyTorch compatibility and shown in the repr; npcnn never writes
+    into its input (the backward needs it, and another branch may read it).
+    """
+
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__(inplace)
+        self.alpha = check_number("ELU", "alpha", alpha)
 
     def forward(self, x):
         check_float("ELU", x)
@@ -95,7 +131,7 @@ class ELU(Module):
         return F.elu_backward(dout, self.pop_saved())
 
     def extra_repr(self):
-        return f"alpha={self.alpha}"
+        return _inplace_repr(self.inplace, f"alpha={self.alpha}")
 
 
 class GELU(Module):
@@ -123,11 +159,51 @@ class GELU(Module):
         return f"approximate={self.approximate!r}"
 
 
+class SiLU(_InplaceActivation):
+    """SiLU ("swish"): out = x s(x), s the logistic sigmoid;  dx = dout s (1 + x (1 - s)).
+
+    ``inplace`` is accepted for PyTorch compatibility and shown in the repr; npcnn never writes
+    into its input (the backward needs it, and another branch may read it).
+    """
+
+    def forward(self, x):
+        check_float("SiLU", x)
+        out, cache = F.silu_forward(x)
+        self.save_for_backward(cache)
+        return out
+
+    def backward(self, dout):
+        return F.silu_backward(dout, self.pop_saved())
+
+
+class Hardswish(_InplaceActivation):
+    """Hardswish (MobileNetV3): out = x relu6(x + 3) / 6;
+    dx = 0 (x <= -3),  dout (x / 3 + 1/2) (-3 < x < 3),  dout (x >= 3).
+
+    ``inplace`` is accepted for PyTorch compatibility; npcnn never writes into its input. PyTorch
+    prints ``Hardswish()`` whatever ``inplace`` is, and so does npcnn.
+    """
+
+    def forward(self, x):
+        check_float("Hardswish", x)
+        out, cache = F.hardswish_forward(x)
+        self.save_for_backward(cache)
+        return out
+
+    def backward(self, dout):
+        return F.hardswish_backward(dout, self.pop_saved())
+
+    def extra_repr(self):
+        return ""  # PyTorch prints Hardswish() whatever inplace is
+
+
 class Softmax(Module):
     """s = e^x / sum e^x along ``dim``;  dx = s * (dout - sum(dout * s))."""
 
     def __init__(self, dim=-1):
         super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise TypeError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
         self.dim = dim
 
     def forward(self, x):
@@ -148,6 +224,8 @@ class LogSoftmax(Module):
 
     def __init__(self, dim=-1):
         super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise TypeError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
         self.dim = dim
 
     def forward(self, x):

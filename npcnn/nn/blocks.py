@@ -4,7 +4,7 @@ from ..functional.pooling import global_avg_pool2d_backward, global_avg_pool2d_f
 from .activation import ReLU, Sigmoid
 from .linear import Linear
 from .module import Module
-from .validation import check_float, check_ndim, check_size
+from .validation import check_float, check_int, check_ndim, check_size
 
 
 class SqueezeExcitation(Module):
@@ -25,7 +25,8 @@ class SqueezeExcitation(Module):
 
     def __init__(self, channels, reduction=16):
         super().__init__()
-        self.channels, self.reduction = int(channels), int(reduction)
+        self.channels = check_int("SqueezeExcitation", "channels", channels)
+        self.reduction = check_int("SqueezeExcitation", "reduction", reduction)
         hidden = max(1, self.channels // self.reduction)
         self.fc1 = Linear(self.channels, hidden)
         self.activation = ReLU()

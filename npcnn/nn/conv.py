@@ -1,107 +1,87 @@
 """Convolution layers: Conv2d, Conv1d, ConvTranspose2d.
 
-The layers hold the weight and bias (PyTorch's layouts and default initialization), resolve the
-padding ("same", "valid", padding modes) and pick an algorithm; the arithmetic lives in
-``npcnn.functional.conv`` (im2col + GEMM and the loop reference) and
-``npcnn.functional.conv_fft`` (FFT), which is imported only when it is used.
+The layers hold the weight and bias (PyTorch's layouts, defaults and initialization), check
+their arguments and inputs, and call the kernels of ``npcnn.functional.conv``, which pad (the
+padding modes), choose the algorithm (``algo``) and keep everything backward needs in one cache.
 
-Choosing the algorithm (``algo="auto"``): FFT costs O(N C P log P) for the transforms plus
-O(N O C P) complex multiply-adds, independent of the kernel size, while im2col costs
-2 N O C kh kw Ho Wo flops. With a kernel of 7x7 or larger, stride 1, dilation 1 and no groups,
-the kernel-size factor (>= 49) outweighs the FFT's overheads, so "auto" picks FFT there and
-im2col everywhere else (strides and dilations waste FFT work on outputs that are thrown away;
-groups make the per-frequency products tiny). The choice is in ``layer.algo_used`` after each
-forward. If ``npcnn.functional.conv_fft`` is missing, "auto" uses im2col.
+Choosing the algorithm (``algo="auto"``, :func:`npcnn.functional.conv.choose_algorithm`): FFT
+costs O(N C P log P) for the transforms plus O(N O C P) complex multiply-adds, independent of the
+kernel size, while im2col costs 2 N O C kh kw Ho Wo flops. With a kernel of 7x7 or larger,
+stride 1, dilation 1 and no groups, the kernel-size factor (>= 49) outweighs the FFT's overheads,
+so "auto" picks FFT there (when the input and weight are finite) and im2col everywhere else
+(strides and dilations waste FFT work on outputs that are thrown away; groups make the
+per-frequency products tiny). The choice is in ``layer.algo_used`` after each forward.
 """
 
 from .. import backend
-from ..functional import conv as F
-from ..functional import conv_fft
-from ..functional.padding import pad_backward, pad_forward
+from ..functional.conv import (
+    ALGORITHMS,
+    PADDING_MODES,
+    choose_algorithm,
+    conv1d_backward,
+    conv1d_forward,
+    conv2d_backward,
+    conv2d_forward,
+    conv_transpose2d_backward,
+    conv_transpose2d_forward,
+)
+from ..functional.geometry import (
+    as_tuple,
+    check_at_least,
+    check_channels,
+    conv_transpose_output_size,
+    resolve_padding,
+)
 from . import init
 from .module import Module
 from .parameter import Parameter
 from .validation import check_float, check_ndim, check_size
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-ALGORITHMS = ("auto", "im2col", "fft", "direct")
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d", "choose_algorithm"]
 
 
-def _tuple(value, n, name, layer):
-    """An int or an n-sequence of ints as an n-tuple."""
-    if isinstance(value, int):
-        return (value,) * n
-    value = tuple(int(v) for v in value)
-    if len(value) != n:
-        raise ValueError(f"{layer}: {name} must be an int or {n} ints, got {value}")
-    return value
+def _check_input(layer, x, layout, channels, dtype):
+    """Rank, channel count and dtype of a convolution layer's input (the kernel checks that the
+    kernel fits, with the same ``layer`` name in its error)."""
+    check_ndim(layer, x, (len(layout),), "(" + ", ".join(layout) + ")")
+    check_size(layer, x, 1, channels, "in_channels (dimension 1)")
+    check_float(layer, x, dtype)
 
 
-def _resolve_padding(padding, kernel_size, stride, dilation, layer):
-    """PyTorch's padding argument -> one (before, after) pair per spatial axis.
-
-    "same" pads d*(k-1) in total, the extra one (even kernels) after, as PyTorch does.
-    """
-    n = len(kernel_size)
-    if padding == "valid":
-        return ((0, 0),) * n
-    if padding == "same":
-        if any(s != 1 for s in stride):
-            raise ValueError(f"{layer}: padding='same' needs stride 1, got stride {stride}")
-        totals = [d * (k - 1) for k, d in zip(kernel_size, dilation)]
-        return tuple((t // 2, t - t // 2) for t in totals)
-    if isinstance(padding, str):
-        raise ValueError(f"{layer}: padding must be an int, a tuple, 'same' or 'valid', got {padding!r}")
-    padding = _tuple(padding, n, "padding", layer)
-    if min(padding) < 0:
-        raise ValueError(f"{layer}: padding must be >= 0, got {padding}")
-    return tuple((p, p) for p in padding)
+def _conv_args(layer, dims, in_channels, out_channels, kernel_size, stride, dilation, groups):
+    """Checked (in, out, groups, kernel_size, stride, dilation), the sizes as ``dims``-tuples."""
+    check_channels(layer, in_channels, out_channels, groups)
+    kernel_size = as_tuple(kernel_size, dims, layer, "kernel_size")
+    stride, dilation = as_tuple(stride, dims, layer, "stride"), as_tuple(dilation, dims, layer, "dilation")
+    for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
+        check_at_least(layer, name, value, 1)
+    return int(in_channels), int(out_channels), int(groups), kernel_size, stride, dilation
 
 
-def _check_channels(layer, in_channels, out_channels, groups):
-    if groups < 1 or in_channels % groups or out_channels % groups:
-        raise ValueError(f"{layer}: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                         f"must both be divisible by groups ({groups})")
+def _parameters(module, weight_shape, out_channels, bias):
+    """weight and bias (or None) in PyTorch's default initialization."""
+    xp, dtype = backend.xp(), backend.get_default_dtype()
+    module.weight = Parameter(xp.empty(weight_shape, dtype=dtype))
+    module.bias = Parameter(xp.empty(out_channels, dtype=dtype)) if bias else None
+    init.default_weight_and_bias_(module.weight, module.bias)
 
 
-def _check_fits(layer, spatial, pads, kernel_size, dilation):
-    """The dilated kernel must fit in the padded input."""
-    for size, (before, after), k, d in zip(spatial, pads, kernel_size, dilation):
-        if d * (k - 1) + 1 > size + before + after:
-            raise ValueError(f"{layer}: kernel of size {tuple(kernel_size)} (dilation {tuple(dilation)}) is "
-                             f"larger than the padded input: input size {tuple(spatial)}, padding {tuple(pads)}")
-
-
-def choose_algorithm(algo, kernel_size, stride, dilation, groups):
-    """The algorithm a Conv2d with these settings runs: ``algo`` unless it is "auto".
-
-    "auto": FFT for kernels of 7x7 or more at stride 1, dilation 1, groups 1 (where the
-    benchmarks show it faster: its cost does not grow with the kernel area), im2col otherwise.
-    """
-    if algo != "auto":
-        return algo
-    large = min(kernel_size) >= 7 and set(stride) == {1} and set(dilation) == {1} and groups == 1
-    return "fft" if large else "im2col"
-
-
-def _conv2d_forward(algo, x, w, b, pads, stride, dilation, groups):
-    """Run one algorithm's forward; returns (out, cache for _conv2d_backward)."""
-    if algo == "im2col":
-        return F.conv2d_forward(x, w, b, stride, pads, dilation, groups)
-    if algo == "fft":
-        return conv_fft.conv2d_fft_forward(x, w, b, stride, pads, dilation, groups)
-    out = F.conv2d_naive(x, w, b, stride, pads, dilation, groups)
-    return out, (x, w, b is not None, stride, pads, dilation, groups)
-
-
-def _conv2d_backward(algo, dout, cache, need_dw):
-    if algo == "im2col":
-        return F.conv2d_backward(dout, cache, need_dw=need_dw)
-    if algo == "fft":
-        return conv_fft.conv2d_fft_backward(dout, cache, need_dw=need_dw)
-    x, w, has_bias, stride, pads, dilation, groups = cache
-    dx, dw, db = F.conv2d_naive_backward(dout, x, w, stride, pads, dilation, groups)
-    return dx, dw, (db if has_bias else None)
+def _conv_repr(m):
+    """PyTorch's _ConvNd.extra_repr: the defaults are left out."""
+    s = f"{m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size}, stride={m.stride}"
+    if isinstance(m.padding, str) or any(m.padding):
+        s += f", padding={m.padding}"
+    if any(d != 1 for d in m.dilation):
+        s += f", dilation={m.dilation}"
+    if any(getattr(m, "output_padding", ())):
+        s += f", output_padding={m.output_padding}"
+    if m.groups != 1:
+        s += f", groups={m.groups}"
+    if m.bias is None:
+        s += ", bias=False"
+    if m.padding_mode != "zeros":
+        s += f", padding_mode={m.padding_mode}"
+    return s + (f", algo={m.algo}" if getattr(m, "algo", "auto") != "auto" else "")
 
 
 class _ConvNd(Module):
@@ -111,36 +91,20 @@ class _ConvNd(Module):
                  padding_mode, algo):
         super().__init__()
         name = type(self).__name__
-        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        _check_channels(name, self.in_channels, self.out_channels, self.groups)
-        self.kernel_size = _tuple(kernel_size, dims, "kernel_size", name)
-        self.stride = _tuple(stride, dims, "stride", name)
-        self.dilation = _tuple(dilation, dims, "dilation", name)
-        self.padding = padding if isinstance(padding, str) else _tuple(padding, dims, "padding", name)
-        self._pads = _resolve_padding(padding, self.kernel_size, self.stride, self.dilation, name)
+        (self.in_channels, self.out_channels, self.groups, self.kernel_size, self.stride,
+         self.dilation) = _conv_args(name, dims, in_channels, out_channels, kernel_size, stride, dilation, groups)
+        self._pads = resolve_padding(padding, self.kernel_size, self.stride, self.dilation, name)
+        self.padding = padding if isinstance(padding, str) else as_tuple(padding, dims, name, "padding")
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
         if algo not in ALGORITHMS:
             raise ValueError(f"{name}: algo must be one of {ALGORITHMS}, got {algo!r}")
         self.padding_mode, self.algo, self.algo_used = padding_mode, algo, None
-        xp, dtype = backend.xp(), backend.get_default_dtype()
-        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self.weight = Parameter(xp.empty(shape, dtype=dtype))
-        self.bias = Parameter(xp.empty(self.out_channels, dtype=dtype)) if bias else None
-        init.default_weight_and_bias_(self.weight, self.bias)
+        _parameters(self, (self.out_channels, self.in_channels // self.groups) + self.kernel_size,
+                    self.out_channels, bias)
 
     def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-             f"padding={self.padding}")
-        if any(d != 1 for d in self.dilation):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode}"
-        return s + (f", algo={self.algo}" if self.algo != "auto" else "")
+        return _conv_repr(self)
 
 
 class Conv2d(_ConvNd):
@@ -158,9 +122,9 @@ class Conv2d(_ConvNd):
 
     padding: int, tuple, "valid" (0) or "same" (stride 1; total d(k-1), the odd one after).
     padding_mode: "zeros", "reflect", "replicate" or "circular".
-    algo: "im2col", "fft" (npcnn.functional.conv_fft), "direct" (the loop reference, tiny
-    inputs only) or "auto" (FFT for >= 7x7 kernels at stride 1, dilation 1, groups 1, else
-    im2col); ``algo_used`` tells which one ran last.
+    algo: "im2col", "fft" (npcnn.functional.conv_fft), "direct" (the loop twin, for teaching and
+    tiny inputs only) or "auto" (FFT for >= 7x7 kernels at stride 1, dilation 1, groups 1 when
+    the input and weight are finite, else im2col); ``algo_used`` tells which one ran last.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -170,28 +134,21 @@ class Conv2d(_ConvNd):
 
     def forward(self, x):
         name = type(self).__name__
-        check_ndim(name, x, (4,), "(N, C, H, W)")
-        check_size(name, x, 1, self.in_channels, "in_channels (dimension 1)")
-        check_float(name, x, self.weight.dtype)
-        _check_fits(name, x.shape[2:], self._pads, self.kernel_size, self.dilation)
-        pads, pad_cache = self._pads, None
-        if self.padding_mode != "zeros":  # pad here; the kernel then pads nothing
-            x, pad_cache = pad_forward(x, self._pads, self.padding_mode, name)
-            pads = ((0, 0), (0, 0))
-        self.algo_used = choose_algorithm(self.algo, self.kernel_size, self.stride, self.dilation, self.groups)
+        _check_input(name, x, "NCHW", self.in_channels, self.weight.dtype)
         b = None if self.bias is None else self.bias.data
-        out, cache = _conv2d_forward(self.algo_used, x, self.weight.data, b, pads, self.stride, self.dilation,
-                                     self.groups)
-        self.save_for_backward((self.algo_used, cache, pad_cache))
+        out, cache = conv2d_forward(x, self.weight.data, b, self.stride, self._pads, self.dilation, self.groups,
+                                    algo=self.algo, padding_mode=self.padding_mode, layer=name)
+        self.algo_used = cache.algo
+        self.save_for_backward(cache)
         return out
 
     def backward(self, dout):
-        algo, cache, pad_cache = self.pop_saved()
-        dx, dw, db = _conv2d_backward(algo, dout, cache, need_dw=self.weight.requires_grad)
+        dx, dw, db = conv2d_backward(dout, self.pop_saved(), need_dw=self.weight.requires_grad)
         self.weight.accumulate_grad(dw)
         if self.bias is not None:
             self.bias.accumulate_grad(db)
-        return dx if pad_cache is None else pad_backward(dx, pad_cache)
+        return dx
+
 
 class Conv1d(_ConvNd):
     """1-D convolution over sequences: Conv2d on (N, C, 1, L) with a 1 x k kernel.
@@ -213,37 +170,27 @@ class Conv1d(_ConvNd):
 
     def forward(self, x):
         name = type(self).__name__
-        check_ndim(name, x, (3,), "(N, C, L)")
-        check_size(name, x, 1, self.in_channels, "in_channels (dimension 1)")
-        check_float(name, x, self.weight.dtype)
-        _check_fits(name, x.shape[2:], self._pads, self.kernel_size, self.dilation)
-        pads, pad_cache = ((0, 0),) + self._pads, None
-        if self.padding_mode != "zeros":
-            x, pad_cache = pad_forward(x, self._pads, self.padding_mode, name)
-            pads = ((0, 0), (0, 0))
-        self.algo_used = choose_algorithm(self.algo, self.kernel_size, self.stride, self.dilation, self.groups)
-        stride, dilation = (1,) + self.stride, (1,) + self.dilation
+        _check_input(name, x, "NCL", self.in_channels, self.weight.dtype)
         b = None if self.bias is None else self.bias.data
-        out, cache = _conv2d_forward(self.algo_used, x[:, :, None, :], self.weight.data[:, :, None, :], b, pads,
-                                     stride, dilation, self.groups)
-        self.save_for_backward((self.algo_used, cache, pad_cache))
-        return out[:, :, 0, :]
+        out, cache = conv1d_forward(x, self.weight.data, b, self.stride, self._pads, self.dilation, self.groups,
+                                    algo=self.algo, padding_mode=self.padding_mode, layer=name)
+        self.algo_used = cache.algo
+        self.save_for_backward(cache)
+        return out
 
     def backward(self, dout):
-        algo, cache, pad_cache = self.pop_saved()
-        dx, dw, db = _conv2d_backward(algo, dout[:, :, None, :], cache, need_dw=self.weight.requires_grad)
-        self.weight.accumulate_grad(None if dw is None else dw[:, :, 0, :])
+        dx, dw, db = conv1d_backward(dout, self.pop_saved(), need_dw=self.weight.requires_grad)
+        self.weight.accumulate_grad(dw)
         if self.bias is not None:
             self.bias.accumulate_grad(db)
-        dx = dx[:, :, 0, :]
-        return dx if pad_cache is None else pad_backward(dx, pad_cache)
+        return dx
 
 
 class ConvTranspose2d(Module):
     """2-D transposed convolution (the adjoint of Conv2d with the same weight; "deconvolution").
 
     Shapes: x (N, C_in, H, W) -> out (N, C_out, Ho, Wo) with
-    Ho = sh(H-1) - 2 ph + dh(kh-1) + output_padding_h + 1 (Wo likewise);
+    Ho = sh(H-1) - 2 ph + dh(kh-1) + output_padding_h + 1 (Wo likewise), which must be >= 1;
     weight (C_in, C_out/groups, kh, kw) and bias (C_out,), PyTorch's layout and initialization.
 
     Forward:  out = crop_padding( sum_{c in group, i, j} x[n, c, y, x] w[c, o, i, j] added at
@@ -257,58 +204,44 @@ class ConvTranspose2d(Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
-                 bias=True, dilation=1):
+                 bias=True, dilation=1, padding_mode="zeros"):
         super().__init__()
         name = type(self).__name__
-        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        _check_channels(name, self.in_channels, self.out_channels, self.groups)
-        self.kernel_size = _tuple(kernel_size, 2, "kernel_size", name)
-        self.stride = _tuple(stride, 2, "stride", name)
-        self.dilation = _tuple(dilation, 2, "dilation", name)
-        self.padding = _tuple(padding, 2, "padding", name)
-        self.output_padding = _tuple(output_padding, 2, "output_padding", name)
+        (self.in_channels, self.out_channels, self.groups, self.kernel_size, self.stride,
+         self.dilation) = _conv_args(name, 2, in_channels, out_channels, kernel_size, stride, dilation, groups)
+        self.padding = as_tuple(padding, 2, name, "padding")
+        self.output_padding = as_tuple(output_padding, 2, name, "output_padding")
+        check_at_least(name, "padding", self.padding, 0)
         for op, s, d in zip(self.output_padding, self.stride, self.dilation):
             if not 0 <= op < max(s, d):
-                raise ValueError(f"{name}: output_padding {self.output_padding} must be smaller than either "
-                                 f"stride {self.stride} or dilation {self.dilation}")
+                raise ValueError(f"{name}: output_padding {self.output_padding} must be >= 0 and smaller than "
+                                 f"either stride {self.stride} or dilation {self.dilation}")
+        if padding_mode != "zeros":
+            raise ValueError(f"{name}: only padding_mode='zeros' is supported (as PyTorch), got {padding_mode!r}")
         self.padding_mode = "zeros"
-        xp, dtype = backend.xp(), backend.get_default_dtype()
-        shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
-        self.weight = Parameter(xp.empty(shape, dtype=dtype))
-        self.bias = Parameter(xp.empty(self.out_channels, dtype=dtype)) if bias else None
-        init.default_weight_and_bias_(self.weight, self.bias)
+        _parameters(self, (self.in_channels, self.out_channels // self.groups) + self.kernel_size,
+                    self.out_channels, bias)
 
     def forward(self, x):
         name = type(self).__name__
-        check_ndim(name, x, (4,), "(N, C, H, W)")
-        check_size(name, x, 1, self.in_channels, "in_channels (dimension 1)")
-        check_float(name, x, self.weight.dtype)
-        size = [F.conv_transpose_output_size(x.shape[2 + a], self.kernel_size[a], self.stride[a], self.padding[a],
-                                             self.output_padding[a], self.dilation[a]) for a in range(2)]
+        _check_input(name, x, "NCHW", self.in_channels, self.weight.dtype)
+        size = [conv_transpose_output_size(x.shape[2 + a], self.kernel_size[a], self.stride[a], self.padding[a],
+                                           self.output_padding[a], self.dilation[a]) for a in range(2)]
         if min(size) < 1:
             raise ValueError(f"{name}: output size {tuple(size)} is not positive for input of shape "
                              f"{tuple(x.shape)} and padding {self.padding}")
         b = None if self.bias is None else self.bias.data
-        pads = tuple((p, p) for p in self.padding)
-        out, cache = F.conv_transpose2d_forward(x, self.weight.data, b, self.stride, pads, self.output_padding,
-                                                self.dilation, self.groups)
+        out, cache = conv_transpose2d_forward(x, self.weight.data, b, self.stride, self.padding, self.output_padding,
+                                              self.dilation, self.groups)
         self.save_for_backward(cache)
         return out
 
     def backward(self, dout):
-        dx, dw, db = F.conv_transpose2d_backward(dout, self.pop_saved(), need_dw=self.weight.requires_grad)
+        dx, dw, db = conv_transpose2d_backward(dout, self.pop_saved(), need_dw=self.weight.requires_grad)
         self.weight.accumulate_grad(dw)
         if self.bias is not None:
             self.bias.accumulate_grad(db)
         return dx
 
     def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-             f"padding={self.padding}")
-        if self.output_padding != (0, 0):
-            s += f", output_padding={self.output_padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        return s + (", bias=False" if self.bias is None else "")
+        return _conv_repr(self)

@@ -2,14 +2,12 @@
 
 from ..functional.dropout import channel_mask_shape, dropout_backward, dropout_forward
 from .module import Module
-from .validation import check_float, check_ndim
+from .validation import check_float, check_ndim, check_number
 
 
 def _check_p(layer, p):
-    p = float(p)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{layer}: dropout probability has to be between 0 and 1, but got {p}")
-    return p
+    """The drop probability: a number in [0, 1]."""
+    return check_number(layer, "p", p, 0.0, 1.0)
 
 
 class Dropout(Module):
@@ -27,10 +25,7 @@ class Dropout(Module):
 
     def forward(self, x):
         check_float("Dropout", x)
-        if not self.training:
-            self.save_for_backward((None, 1.0))
-            return x
-        out, cache = dropout_forward(x, self.p)
+        out, cache = dropout_forward(x, self.p if self.training else 0.0)  # eval: the identity
         self.save_for_backward(cache)
         return out
 
@@ -38,7 +33,7 @@ class Dropout(Module):
         return dropout_backward(dout, self.pop_saved())
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class Dropout2d(Module):
@@ -57,10 +52,7 @@ class Dropout2d(Module):
     def forward(self, x):
         check_ndim("Dropout2d", x, (3, 4), "(N, C, H, W)")
         check_float("Dropout2d", x)
-        if not self.training:
-            self.save_for_backward((None, 1.0))
-            return x
-        out, cache = dropout_forward(x, self.p, channel_mask_shape(x))
+        out, cache = dropout_forward(x, self.p if self.training else 0.0, channel_mask_shape(x))
         self.save_for_backward(cache)
         return out
 
@@ -68,4 +60,4 @@ class Dropout2d(Module):
         return dropout_backward(dout, self.pop_saved())
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"

@@ -64,27 +64,47 @@ def _fan(tensor, mode):
     return fan_in if mode == "fan_in" else fan_out
 
 
+# Random fills are drawn this many elements at a time: the float64 draws of VGG-16's 102M-weight
+# layer would otherwise need 0.8 GB per temporary. Consecutive draws continue one stream, so the
+# numbers are the same as one draw of the whole tensor.
+_CHUNK = 1 << 22
+
+
+def _fill_drawn(tensor, draw):
+    """Fill ``tensor`` with ``draw(n)`` (n float64 values), chunk by chunk in C order."""
+    array = _array(tensor)
+    if not array.flags.c_contiguous:  # reshape would copy: draw it whole
+        return _fill(tensor, draw(array.size).reshape(array.shape))
+    flat = array.reshape(-1)
+    for start in range(0, flat.size, _CHUNK):
+        _fill(flat[start:start + _CHUNK], draw(min(_CHUNK, flat.size - start)))
+    return tensor
+
+
 def uniform_(tensor, a=0.0, b=1.0):
     """Fill with U(a, b)."""
-    return _fill(tensor, backend.rng().uniform(a, b, size=_array(tensor).shape))
+    return _fill_drawn(tensor, lambda n: backend.rng().uniform(a, b, size=n))
 
 
 def normal_(tensor, mean=0.0, std=1.0):
     """Fill with N(mean, std^2)."""
     # mean + std * z rather than Generator.normal, which CuPy's Generator lacks; on NumPy the two
     # give the same numbers.
-    return _fill(tensor, mean + std * backend.rng().standard_normal(size=_array(tensor).shape))
+    return _fill_drawn(tensor, lambda n: mean + std * backend.rng().standard_normal(size=n))
 
 
 def constant_(tensor, val):
+    """Fill with the constant ``val``."""
     return _fill(tensor, val)
 
 
 def zeros_(tensor):
+    """Fill with 0."""
     return _fill(tensor, 0.0)
 
 
 def ones_(tensor):
+    """Fill with 1."""
     return _fill(tensor, 1.0)
 
 
@@ -96,6 +116,7 @@ def xavier_uniform_(tensor, gain=1.0):
 
 
 def xavier_normal_(tensor, gain=1.0):
+    """Glorot & Bengio (2010), normal form: N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
@@ -108,6 +129,8 @@ def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
 
 
 def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    """He et al. (2015), normal form: N(0, std^2) with std = gain / sqrt(fan); ``a`` is the
+    leaky-ReLU slope, ``mode`` picks fan_in (forward variance) or fan_out (backward variance)."""
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std)
 

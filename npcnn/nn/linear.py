@@ -5,7 +5,7 @@ from ..functional.linear import linear_backward, linear_forward
 from . import init
 from .module import Module
 from .parameter import Parameter
-from .validation import check_float, check_ndim, check_size
+from .validation import check_float, check_int, check_ndim, check_size
 
 
 class Linear(Module):
@@ -19,7 +19,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = check_int("Linear", "in_features", in_features)
+        self.out_features = check_int("Linear", "out_features", out_features)
         xp, dtype = backend.xp(), backend.get_default_dtype()
         self.weight = Parameter(xp.empty((self.out_features, self.in_features), dtype=dtype))
         self.bias = Parameter(xp.empty(self.out_features, dtype=dtype)) if bias else None

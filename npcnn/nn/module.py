@@ -7,12 +7,28 @@ A layer subclasses :class:`Module` and writes two methods:
 * ``backward(dout)`` receives dL/d(output), takes the cache back with ``self.pop_saved()``,
   accumulates dL/d(parameter) into each ``Parameter.grad`` and returns dL/d(input).
 
+The saved-state rule (enforced here, so no layer has to think about it):
+
+* every call of a module keeps its own saved state, and backward consumes them newest first, so
+  a module used twice inside one forward (weight sharing) backpropagates correctly;
+* each call of a module from user code (not from inside another module's forward) starts a new
+  forward pass; a module reached by a new pass drops what the previous pass left unconsumed (a
+  forward never followed by a backward, e.g. logging a batch in train mode, costs no memory);
+* a backward that would use the state of a different forward is a ``RuntimeError`` naming the
+  module: ``model.backward(g)`` where ``g`` came from the output of an earlier call of ``model``,
+  or a child called again between its parent's forward and backward;
+* ``dout`` must have the shape of the output it is the gradient of (never broadcast);
+* under ``npcnn.no_grad()`` nothing is recorded (and nothing is dropped).
+
 Parameters, buffers (non-trainable state such as BatchNorm's running statistics) and child
 modules assigned as attributes are registered automatically, with PyTorch's names, so
 ``state_dict()`` keys such as ``"layer1.0.conv1.weight"`` match PyTorch's.
 """
 
-from collections import OrderedDict, namedtuple
+import contextlib
+import functools
+import weakref
+from collections import OrderedDict, deque, namedtuple
 
 import numpy as np
 
@@ -21,6 +37,9 @@ from ..grad_mode import is_grad_enabled
 from .parameter import Parameter
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+IncompatibleKeys.__doc__ = """What ``load_state_dict`` returns (PyTorch's name): the lists of the module's keys absent
+from the state dict (``missing_keys``) and of the state dict's keys the module lacks
+(``unexpected_keys``); both empty after a strict load."""
 
 
 class _Handle:
@@ -28,6 +47,124 @@ class _Handle:
 
     def __init__(self, remove):
         self.remove = remove
+
+
+_NOTHING = object()  # a call that saved no cache (or whose cache was used)
+
+
+class _Call:
+    """What one forward call of a module leaves for its backward: the forward pass it belongs
+    to, the saved cache, the output's shape, and (for calls from user code) which earlier pass
+    produced each input."""
+
+    __slots__ = ("pass_id", "cache", "out_shape", "sources", "filling")
+
+    def __init__(self, pass_id, sources):
+        self.pass_id, self.sources = pass_id, sources
+        self.cache, self.out_shape, self.filling = _NOTHING, None, True
+
+
+def _weak(array):
+    try:
+        return weakref.ref(array)
+    except TypeError:  # an array type without weak references: keep it (8 at most) instead
+        return lambda: array
+
+
+class _Graph:
+    """Global bookkeeping of forward passes: each call of a module from user code (not from
+    inside another module's forward) starts pass number ``pass_id + 1``.
+
+    ``outputs`` and ``gradients`` remember, weakly, the last few outputs of top-level calls and
+    the gradients that top-level backward calls returned for them, so that
+    ``model.backward(loss_fn.backward())`` can tell which forward its gradient belongs to.
+    """
+
+    def __init__(self):
+        self.depth = 0
+        self.pass_id = 0
+        self.backward_pass = None
+        self.outputs = deque(maxlen=8)
+        self.gradients = deque(maxlen=8)
+
+    @staticmethod
+    def _find(entries, array):
+        for ref, pass_id in reversed(entries):
+            if ref() is array:
+                return pass_id
+        return None
+
+    def sources(self, inputs):
+        """For each input, the pass whose output it is (None when unknown)."""
+        return tuple(self._find(self.outputs, x) if hasattr(x, "shape") else None for x in inputs)
+
+    def remember_output(self, out, pass_id, inputs):
+        """An output that is one of the inputs (an identity layer) is not remembered: it is the
+        earlier array, not this pass's."""
+        for item in (out if isinstance(out, (tuple, list)) else (out,)):
+            if hasattr(item, "shape") and not any(item is x for x in inputs):
+                self.outputs.append((_weak(item), pass_id))
+
+    def remember_gradients(self, dx, sources, dout):
+        grads = dx if isinstance(dx, (tuple, list)) and len(sources) > 1 else (dx,)
+        for grad, source in zip(grads, sources):
+            if source is not None and hasattr(grad, "shape") and grad is not dout:
+                self.gradients.append((_weak(grad), source))
+
+    def gradient_source(self, dout):
+        return self._find(self.gradients, dout) if hasattr(dout, "shape") else None
+
+
+_graph = _Graph()
+
+_DEVICES = {"cpu": "numpy", "numpy": "numpy", "cuda": "cupy", "gpu": "cupy", "cupy": "cupy"}
+
+
+def _device_name(device):
+    """The backend ("numpy" or "cupy") a PyTorch-style device names, or None if it is no device."""
+    kind = getattr(device, "type", device) if not isinstance(device, (np.dtype, type)) else None
+    if not isinstance(kind, str):
+        return None
+    return _DEVICES.get(kind.split(":")[0].strip().lower())
+
+
+def _shape_signature(value):
+    """The shape of an output (a list of them for a tuple output); None for non-arrays."""
+    if isinstance(value, (tuple, list)):
+        return [_shape_signature(v) for v in value]
+    return tuple(value.shape) if hasattr(value, "shape") else None
+
+
+def _check_dout(module, expected, dout):
+    """``dout`` must have the shape of the output it is the gradient of: never broadcast."""
+    if expected is None or dout is None:
+        return
+    if isinstance(expected, list):
+        if isinstance(dout, (tuple, list)) and len(dout) == len(expected):
+            for e, d in zip(expected, dout):
+                _check_dout(module, e, d)
+        return
+    if hasattr(dout, "shape") and tuple(dout.shape) != expected:
+        name = type(module).__name__
+        raise ValueError(f"{name}.backward: dout has shape {tuple(dout.shape)} but the output of {name}'s "
+                         f"forward had shape {expected}; pass the gradient of that output")
+
+
+def _managed_backward(backward):
+    """``backward`` routed through :meth:`Module._run_backward`; a ``super().backward(dout)``
+    from a subclass's backward runs the parent's code directly (the bookkeeping is done)."""
+
+    @functools.wraps(backward)
+    def managed(self, *args, **kwargs):
+        if self.__dict__.get("_in_backward"):
+            return backward(self, *args, **kwargs)
+        object.__setattr__(self, "_in_backward", True)
+        try:
+            return self._run_backward(backward, args, kwargs)
+        finally:
+            object.__setattr__(self, "_in_backward", False)
+
+    return managed
 
 
 class Module:
@@ -39,7 +176,10 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_backward_hooks", OrderedDict())
-        object.__setattr__(self, "_saved", None)
+        object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_calls", [])  # one _Call per forward call not yet backpropagated
+        object.__setattr__(self, "_backward_call", None)  # the _Call whose backward is running
+        object.__setattr__(self, "_dropped_pass", None)
         object.__setattr__(self, "training", True)
 
     # ------------------------------------------------------------------ registration
@@ -97,19 +237,61 @@ class Module:
     # ------------------------------------------------------------------ forward and backward
 
     def forward(self, x):
+        """Compute the output; keep what backward needs with ``self.save_for_backward(cache)``."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def backward(self, dout):
+        """Given dL/d(output), accumulate the parameters' gradients and return dL/d(input)."""
         raise NotImplementedError(f"{type(self).__name__} does not define backward()")
 
+    def __init_subclass__(cls, **kwargs):
+        """Wrap each subclass's own ``backward`` so the bookkeeping of :meth:`_run_backward`
+        (saved state, dout shape, hooks) happens here once instead of in every layer."""
+        super().__init_subclass__(**kwargs)
+        if "backward" in cls.__dict__:
+            cls.backward = _managed_backward(cls.__dict__["backward"])
+
     def __call__(self, *inputs):
+        """``module(x)``: run ``forward`` and the forward hooks, recording this call (its pass,
+        cache and output shape) for the backward that will consume it."""
         self._check_device(inputs)
+        if not is_grad_enabled():
+            return self._forward_with_hooks(inputs)  # records nothing: backward is impossible
+        top = _graph.depth == 0
+        if top:
+            _graph.pass_id += 1  # a call from user code starts a new forward pass
+        call = _Call(_graph.pass_id, _graph.sources(inputs) if top else None)
+        self._push_call(call)
+        _graph.depth += 1
+        try:
+            out = self._forward_with_hooks(inputs)
+        except BaseException:
+            self._calls.remove(call)
+            raise
+        finally:
+            _graph.depth -= 1
+        call.filling = False
+        call.out_shape = _shape_signature(out)
+        if top:
+            _graph.remember_output(out, call.pass_id, inputs)
+        return out
+
+    def _forward_with_hooks(self, inputs):
         out = self.forward(*inputs)
         for hook in list(self._forward_hooks.values()):
             replaced = hook(self, inputs, out)
             if replaced is not None:
                 out = replaced
         return out
+
+    def _push_call(self, call):
+        """Stack ``call``; calls left over from an earlier forward pass (forwards never followed
+        by a backward, e.g. logging a batch in train mode) are dropped first, so memory never
+        grows and a backward cannot silently use them."""
+        if self._calls and self._calls[-1].pass_id != call.pass_id:
+            object.__setattr__(self, "_dropped_pass", self._calls[-1].pass_id)
+            self._calls.clear()
+        self._calls.append(call)
 
     def _check_device(self, inputs):
         """Inputs must live where this layer's parameters live: a clear error naming the layer,
@@ -127,19 +309,104 @@ class Module:
                 )
 
     def save_for_backward(self, cache):
-        """Keep ``cache`` for the next backward pass; inside ``no_grad()`` keep nothing."""
-        object.__setattr__(self, "_saved", cache if is_grad_enabled() else None)
+        """Keep ``cache`` for the backward pass of this call; inside ``no_grad()`` keep nothing.
+
+        Each call of the module keeps its own cache, so a module used twice in one forward
+        (weight sharing) gets both back, newest first, in its two backward calls.
+        """
+        if not is_grad_enabled():
+            return
+        if self._calls and self._calls[-1].filling:
+            self._calls[-1].cache = cache
+        else:  # forward() called directly rather than through module(x)
+            call = _Call(_graph.pass_id, None)
+            call.cache, call.filling = cache, False
+            self._push_call(call)
 
     def pop_saved(self):
-        """Return the cache of the last forward and drop it: one backward per forward."""
-        cache = self._saved
-        if cache is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.backward() needs a forward pass first: it was called before "
-                "forward, a second time after one forward, or after a forward under npcnn.no_grad()"
-            )
-        object.__setattr__(self, "_saved", None)
+        """Return the cache of the forward call this backward belongs to, once."""
+        call = self._backward_call
+        if call is None and self._calls:  # backward() of a module used outside the wrapper
+            call = self._calls.pop()
+        if call is None or call.cache is _NOTHING:
+            raise RuntimeError(self._no_state_message())
+        cache, call.cache = call.cache, _NOTHING
         return cache
+
+    def _no_state_message(self):
+        name = type(self).__name__
+        dropped = ""
+        if self._dropped_pass is not None:
+            dropped = (f"; its state from forward #{self._dropped_pass} was dropped when {name} was called "
+                       "again in a later forward before that one's backward (to use one module twice before "
+                       "a backward, make both calls inside one Module's forward; or use two modules)")
+        return (f"{name}.backward() needs a forward pass first: it was called before forward, a second time "
+                f"after one forward, or after a forward under npcnn.no_grad(){dropped}")
+
+    @property
+    def _saved(self):
+        """The newest saved cache, or None when nothing is saved (kept for tests and tools)."""
+        for call in reversed(self._calls):
+            if call.cache is not _NOTHING:
+                return call.cache
+        return None
+
+    def _run_backward(self, backward, args, kwargs):
+        """The one road every backward takes: pop this call's record, check ``dout`` against
+        the output it belongs to, run the backward pre-hooks (which may replace ``dout``; gradient
+        injection is one), the layer's backward, then the backward hooks."""
+        dout = args[0] if args else next(iter(kwargs.values()), None)
+        call = self._calls.pop() if self._calls else None
+        top = _graph.backward_pass is None
+        if call is not None:
+            self._check_backward_call(call, dout, top)
+            _check_dout(self, call.out_shape, dout)
+        for hook in list(self._backward_pre_hooks.values()):
+            replaced = hook(self, dout)
+            if replaced is not None:
+                dout = replaced
+                _check_dout(self, None if call is None else call.out_shape, dout)
+        if args:
+            args = (dout,) + tuple(args[1:])
+        elif kwargs:
+            kwargs = dict(kwargs)
+            kwargs[next(iter(kwargs))] = dout
+        previous_call = self._backward_call
+        object.__setattr__(self, "_backward_call", call)
+        if top and call is not None:
+            _graph.backward_pass = call.pass_id
+        try:
+            dx = backward(self, *args, **kwargs)
+        finally:
+            object.__setattr__(self, "_backward_call", previous_call)
+            if top:
+                _graph.backward_pass = None
+        for hook in list(self._backward_hooks.values()):
+            replaced = hook(self, dx, dout)
+            if replaced is not None:
+                dx = replaced
+        if top and call is not None and call.sources:
+            _graph.remember_gradients(dx, call.sources, dout)
+        return dx
+
+    def _check_backward_call(self, call, dout, top):
+        """A backward must belong to the forward its saved state comes from."""
+        name = type(self).__name__
+        advice = ("call backward before the next forward, or run extra forwards (logging, evaluation) under "
+                  "`with npcnn.no_grad():`")
+        if top:
+            source = _graph.gradient_source(dout)
+            if source is not None and source != call.pass_id:
+                self._calls.append(call)  # leave the state as it was
+                raise RuntimeError(
+                    f"{name}.backward: the gradient it was given comes from the output of forward #{source}, "
+                    f"but {name} was called again since (forward #{call.pass_id}) and holds that call's saved "
+                    f"state; {advice}")
+        elif _graph.backward_pass is not None and call.pass_id != _graph.backward_pass:
+            self._calls.append(call)
+            raise RuntimeError(
+                f"{name}.backward: its saved state comes from forward #{call.pass_id}, but the backward running "
+                f"is that of forward #{_graph.backward_pass} ({name} was called again in between); {advice}")
 
     # ------------------------------------------------------------------ hooks
 
@@ -149,40 +416,34 @@ class Module:
         self._forward_hooks[key] = hook
         return _Handle(lambda: self._forward_hooks.pop(key, None))
 
+    def register_backward_pre_hook(self, hook):
+        """``hook(module, grad_output)`` runs before each backward; may return a new grad_output,
+        which the layer's backward then receives (gradient injection, as in ``npcnn.viz``).
+        PyTorch's ``register_full_backward_pre_hook``, with arrays rather than tuples."""
+        key = object()
+        self._backward_pre_hooks[key] = hook
+        return _Handle(lambda: self._backward_pre_hooks.pop(key, None))
+
     def register_backward_hook(self, hook):
         """``hook(module, grad_input, grad_output)`` runs after each backward; may return a new
-        grad_input.
-
-        The class's ``backward`` is shadowed on this one instance while hooks exist, so modules
-        without hooks pay nothing and no layer has to know about hooks.
-        """
+        grad_input. ``grad_output`` is the gradient the layer received (after the pre-hooks)."""
         key = object()
         self._backward_hooks[key] = hook
-        object.__setattr__(self, "backward", self._backward_with_hooks)
+        return _Handle(lambda: self._backward_hooks.pop(key, None))
 
-        def remove():
-            self._backward_hooks.pop(key, None)
-            if not self._backward_hooks:
-                self.__dict__.pop("backward", None)
-
-        return _Handle(remove)
-
-    def _backward_with_hooks(self, dout):
-        dx = type(self).backward(self, dout)
-        for hook in list(self._backward_hooks.values()):
-            replaced = hook(self, dx, dout)
-            if replaced is not None:
-                dx = replaced
-        return dx
+    register_full_backward_hook = register_backward_hook
+    register_full_backward_pre_hook = register_backward_pre_hook
 
     # ------------------------------------------------------------------ traversal
 
     def named_children(self):
+        """(name, module) of each direct child, in registration order."""
         for name, module in self._modules.items():
             if module is not None:
                 yield name, module
 
     def children(self):
+        """The direct child modules, in registration order."""
         for _, module in self.named_children():
             yield module
 
@@ -200,6 +461,7 @@ class Module:
             stack.extend(reversed(children))
 
     def modules(self):
+        """This module and all its descendants, each once (see :meth:`named_modules`)."""
         for _, module in self.named_modules():
             yield module
 
@@ -214,16 +476,19 @@ class Module:
                 yield (f"{module_name}.{name}" if module_name else name), param
 
     def parameters(self):
+        """Every Parameter once, in ``named_parameters`` order (what optimizers take)."""
         for _, param in self.named_parameters():
             yield param
 
     def named_buffers(self, prefix=""):
+        """(dotted name, array) of every buffer (running statistics, counters)."""
         for module_name, module in self.named_modules(prefix):
             for name, buf in module._buffers.items():
                 if buf is not None:
                     yield (f"{module_name}.{name}" if module_name else name), buf
 
     def buffers(self):
+        """Every buffer array (see :meth:`named_buffers`)."""
         for _, buf in self.named_buffers():
             yield buf
 
@@ -239,11 +504,35 @@ class Module:
         """Evaluation mode; backward still works (saliency maps need it)."""
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
+        """Forget every parameter's gradient: ``grad = None`` (default, as PyTorch), or arrays of
+        zeros with ``set_to_none=False`` (for parameters that have a gradient)."""
         for param in self.parameters():
-            param.zero_grad()
+            param.zero_grad(set_to_none=set_to_none)
+
+    def apply(self, fn):
+        """Call ``fn(module)`` on every submodule, children first, then on this module (PyTorch's
+        order, used for custom initialization); returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def get_submodule(self, target):
+        """The submodule at the dotted path ``target`` (``""`` is this module), e.g.
+        ``model.get_submodule("layer1.0.conv1")``; an AttributeError names the missing part."""
+        module = self
+        if target == "":
+            return module
+        for item in target.split("."):
+            child = module._modules.get(item)
+            if child is None:
+                raise AttributeError(f"{type(module).__name__} has no submodule `{item}` (looking up {target!r})")
+            module = child
+        return module
 
     def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` on every parameter (False also drops their gradients); returns self."""
         for param in self.parameters():
             param.requires_grad = bool(requires_grad)
             if not requires_grad:
@@ -255,6 +544,7 @@ class Module:
         return self.requires_grad_(False)
 
     def unfreeze(self):
+        """Train every parameter of this module again (undoes :meth:`freeze`)."""
         return self.requires_grad_(True)
 
     def num_parameters(self, trainable_only=False):
@@ -263,32 +553,57 @@ class Module:
 
     # ------------------------------------------------------------------ dtype and backend
 
-    def to(self, dtype=None):
-        """Move every parameter and buffer to the active backend, casting floats to ``dtype``.
+    def to(self, *args, dtype=None, device=None, non_blocking=False):
+        """Move every parameter and buffer to a backend and/or cast floats to a dtype.
 
-        ``model.to()`` after ``npcnn.set_backend("cupy")`` moves a model to the GPU;
-        ``model.to(np.float64)`` (or ``model.double()``) prepares a gradient check.
+        Accepts PyTorch's forms: ``model.to("cpu")`` / ``model.to("cuda")`` (also ``"cuda:0"``,
+        ``"numpy"``, ``"cupy"`` or an object with a ``.type`` such as ``torch.device``) moves the
+        arrays to NumPy / CuPy; ``model.to(np.float64)`` (or ``model.double()``) casts the float
+        arrays (integer buffers keep their dtype); ``model.to("cuda", np.float32)`` does both.
+        ``model.to()`` moves everything to the active backend (``npcnn.set_backend``). Inputs
+        must then live on the same backend (``npcnn.backend.asarray`` under that backend).
+        ``non_blocking`` is accepted for PyTorch compatibility and ignored.
         """
+        for arg in args:
+            if _device_name(arg) is not None:
+                device = arg
+            else:
+                dtype = arg
+        target = np.dtype(dtype) if dtype is not None else None
+        name = _device_name(device) if device is not None else None
+        if device is not None and name is None:
+            raise ValueError(f"{type(self).__name__}.to: unknown device {device!r}; expected 'cpu' or 'cuda'")
 
         def convert(a):
             a_dtype = np.dtype(a.dtype)
-            target = np.dtype(dtype) if dtype is not None and a_dtype.kind == "f" else a_dtype
-            return backend.asarray(a, dtype=target)
+            return backend.asarray(a, dtype=target if target is not None and a_dtype.kind == "f" else a_dtype)
 
-        for module in self.modules():
-            for param in module._parameters.values():
-                if param is not None:
-                    param.data = convert(param.data)
-                    param.grad = None if param.grad is None else convert(param.grad)
-            for name, buf in list(module._buffers.items()):
-                if buf is not None:
-                    setattr(module, name, convert(buf))
+        with (backend.use_backend(name) if name is not None else contextlib.nullcontext()):
+            for module in self.modules():
+                for param in module._parameters.values():
+                    if param is not None:
+                        param.data = convert(param.data)
+                        param.grad = None if param.grad is None else convert(param.grad)
+                for buf_name, buf in list(module._buffers.items()):
+                    if buf is not None:
+                        setattr(module, buf_name, convert(buf))
         return self
 
+    def cpu(self):
+        """Move every parameter and buffer to NumPy (``to("cpu")``)."""
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        """Move every parameter and buffer to CuPy (``to("cuda")``); ``device`` is accepted for
+        PyTorch compatibility (npcnn uses CuPy's current device)."""
+        return self.to("cuda")
+
     def double(self):
+        """Cast float parameters and buffers to float64 (``to(np.float64)``)."""
         return self.to(np.float64)
 
     def float(self):
+        """Cast float parameters and buffers to float32 (``to(np.float32)``)."""
         return self.to(np.float32)
 
     # ------------------------------------------------------------------ state
@@ -308,8 +623,11 @@ class Module:
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays from ``state_dict`` into this module's parameters and buffers.
 
-        Shapes must match exactly; values are cast to each slot's dtype and moved to the active
-        backend. With ``strict=True`` a missing or unexpected key is an error naming the keys.
+        Every key, shape and dtype is checked before anything is assigned, so a failing load
+        leaves the module untouched. Shapes must match exactly; values are cast to each slot's
+        dtype (an integer slot takes integers only; a float32 slot refuses float64 values beyond
+        float32's range instead of loading them as inf) and moved to the active backend. With
+        ``strict=True`` a missing or unexpected key is an error naming the keys.
         """
         slots = {}
         for module_name, module in self.named_modules():
@@ -323,27 +641,43 @@ class Module:
             raise KeyError(
                 f"load_state_dict into {type(self).__name__}: missing keys {missing}, unexpected keys {unexpected}"
             )
+        staged = []
         for key, (module, registry, name) in slots.items():
-            if key not in state_dict:
-                continue
-            current = registry[name]
-            current_array = current.data if isinstance(current, Parameter) else current
-            value = state_dict[key]
-            if tuple(np.shape(value)) != tuple(current_array.shape):
-                raise ValueError(
-                    f"load_state_dict: '{key}' has shape {tuple(np.shape(value))} in the state dict "
-                    f"but {tuple(current_array.shape)} in {type(self).__name__}"
-                )
-            array = backend.asarray(value, dtype=current_array.dtype).copy()
+            if key in state_dict:
+                current = registry[name]
+                current_array = current.data if isinstance(current, Parameter) else current
+                staged.append((module, name, current, self._checked_value(key, state_dict[key], current_array)))
+        for module, name, current, array in staged:  # all checks passed: now assign
             if isinstance(current, Parameter):
                 current.data = array
             else:
                 setattr(module, name, array)
         return IncompatibleKeys(missing, unexpected)
 
+    def _checked_value(self, key, value, current):
+        """``value`` as a new array of ``current``'s dtype and shape, or a ValueError naming ``key``."""
+        where = f"load_state_dict into {type(self).__name__}: '{key}'"
+        shape = tuple(np.shape(value))
+        if shape != tuple(current.shape):
+            raise ValueError(f"load_state_dict: '{key}' has shape {shape} in the state dict "
+                             f"but {tuple(current.shape)} in {type(self).__name__}")
+        source = np.dtype(getattr(value, "dtype", None) or np.asarray(value).dtype)
+        target = np.dtype(current.dtype)
+        if source.kind not in "biuf" or (target.kind in "biu" and source.kind == "f"):
+            raise ValueError(f"{where} has dtype {source}, which cannot be loaded into a {target} slot")
+        xp = backend.get_array_module(value)
+        if target.kind == "f" and source.kind == "f" and source.itemsize > target.itemsize:
+            big = xp.isfinite(value) & (xp.abs(value) > float(np.finfo(target).max))
+            if bool(big.any()):
+                raise ValueError(f"{where} holds finite {source} values beyond the range of {target} "
+                                 f"(|x| > {float(np.finfo(target).max):.3e}); they would load as inf")
+        return backend.asarray(value, dtype=target).copy()
+
     # ------------------------------------------------------------------ printing
 
     def extra_repr(self):
+        """The text inside the parentheses of ``repr(module)`` (the constructor arguments, as
+        PyTorch prints them); empty by default."""
         return ""
 
     def __repr__(self):

@@ -17,24 +17,36 @@ from ..functional.norm import (
 from . import init
 from .module import Module
 from .parameter import Parameter
-from .validation import check_float, check_ndim, check_size
+from .validation import check_float, check_int, check_ndim, check_number, check_size
 
 
 class _BatchNorm(Module):
-    """Shared body of BatchNorm1d and BatchNorm2d (they differ only in the accepted ranks)."""
+    """Shared body of BatchNorm1d and BatchNorm2d (they differ only in the accepted ranks).
+
+    Arguments (PyTorch's): ``eps > 0`` is added to the variance; ``momentum`` in [0, 1] is the
+    weight of each batch in the running averages (None: their cumulative mean);
+    ``affine`` learns gamma (and beta unless ``bias=False``); ``track_running_stats`` keeps the
+    running averages that evaluation uses (without them evaluation uses the batch's statistics).
+    """
 
     _ndims, _layout = (), ""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, bias=True):
         super().__init__()
-        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
+        name = type(self).__name__
+        self.num_features = check_int(name, "num_features", num_features)
+        self.eps = check_number(name, "eps", eps, low=0.0, low_open=True)
+        self.momentum = None if momentum is None else check_number(name, "momentum", momentum, 0.0, 1.0)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         xp, dtype = backend.xp(), backend.get_default_dtype()
         if self.affine:
             self.weight = Parameter(xp.empty(self.num_features, dtype=dtype))
-            self.bias = Parameter(xp.empty(self.num_features, dtype=dtype))
             init.ones_(self.weight)
-            init.zeros_(self.bias)
+            if bias:
+                self.bias = Parameter(xp.empty(self.num_features, dtype=dtype))
+                init.zeros_(self.bias)
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -86,12 +98,13 @@ class _BatchNorm(Module):
         dx, dgamma, dbeta = batch_norm_backward(dout, self.pop_saved())
         if self.weight is not None:
             self.weight.accumulate_grad(dgamma)
+        if self.bias is not None:
             self.bias.accumulate_grad(dbeta)
         return dx
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -105,6 +118,14 @@ class BatchNorm1d(_BatchNorm):
     training  dx = gamma / (M sqrt(var_B + eps)) (M dout - sum dout - xhat sum(dout xhat));
     eval      dx = gamma dout / sqrt(running_var + eps);
     dgamma = sum(dout xhat),  dbeta = sum(dout).
+
+    ``bias=False`` (with ``affine=True``) keeps only the scale gamma, as PyTorch.
+
+    Small batches: the batch's mean and variance estimate the dataset's from only the M entries
+    of each channel, so with few samples (roughly N < 16; N = 1 on (1, C) is refused in training:
+    one value per channel has no variance) they are noisy, training and evaluation see different
+    statistics, and the running averages drift. Per-sample normalizations do not depend on the
+    batch at all: :class:`GroupNorm` for convolutional features, :class:`LayerNorm` for vectors.
     """
 
     _ndims, _layout = (2, 3), "(N, C) or (N, C, L)"
@@ -114,6 +135,12 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalization per channel: x (N, C, H, W), statistics over (N, H, W).
 
     Formulas as BatchNorm1d, with M = N H W entries per channel.
+
+    Small batches: the batch's mean and variance estimate the dataset's from only the M entries
+    of each channel, so with few samples (roughly N < 16; N = 1 on (1, C) is refused in training:
+    one value per channel has no variance) they are noisy, training and evaluation see different
+    statistics, and the running averages drift. Per-sample normalizations do not depend on the
+    batch at all: :class:`GroupNorm` for convolutional features, :class:`LayerNorm` for vectors.
     """
 
     _ndims, _layout = (4,), "(N, C, H, W)"
@@ -126,14 +153,22 @@ class LayerNorm(Module):
     y = gamma (x - mu) / sqrt(var + eps) + beta with mu, var (biased) per sample.
     Gradients: g = dout gamma;  dx = (g - mean g - xhat mean(g xhat)) / sqrt(var + eps)
     (means over the normalized dimensions);  dgamma = sum(dout xhat),  dbeta = sum(dout).
+
+    Batch size does not matter: each sample is normalized with its own statistics, the same at
+    batch 1 as at 256 and in training as in evaluation (why transformers and small-batch
+    training use it instead of :class:`BatchNorm1d`).
     """
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
         super().__init__()
-        if isinstance(normalized_shape, int):
+        if isinstance(normalized_shape, (int, np.integer)):
             normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(int(n) for n in normalized_shape)
-        self.eps, self.elementwise_affine = float(eps), bool(elementwise_affine)
+        if not isinstance(normalized_shape, (tuple, list)) or not normalized_shape:
+            raise TypeError(f"LayerNorm: normalized_shape must be an int or a non-empty tuple of ints, "
+                            f"got {normalized_shape!r}")
+        self.normalized_shape = tuple(check_int("LayerNorm", "normalized_shape entries", n) for n in normalized_shape)
+        self.eps = check_number("LayerNorm", "eps", eps, low=0.0, low_open=True)
+        self.elementwise_affine = bool(elementwise_affine)
         xp, dtype = backend.xp(), backend.get_default_dtype()
         if self.elementwise_affine:
             self.weight = Parameter(xp.ones(self.normalized_shape, dtype=dtype))
@@ -167,7 +202,8 @@ class LayerNorm(Module):
         return dx
 
     def extra_repr(self):
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
 
 
 class GroupNorm(Module):
@@ -178,19 +214,29 @@ class GroupNorm(Module):
     shifted per channel: y = gamma_c xhat + beta_c.
     Gradients: per block, g = dout gamma, dx = (g - mean g - xhat mean(g xhat)) / sqrt(var + eps);
     dgamma_c = sum over (N, *) of dout xhat, dbeta_c = sum over (N, *) of dout.
+
+    Batch size does not matter: the statistics are per sample, so GroupNorm is the replacement
+    for :class:`BatchNorm2d` when batches are small (detection, segmentation, batch 1-8; Wu & He,
+    2018). num_groups = 1 normalizes over all of (C, *) per sample (LayerNorm over the feature
+    map); num_groups = C is instance normalization.
     """
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True):
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, bias=True):
         super().__init__()
-        self.num_groups, self.num_channels = int(num_groups), int(num_channels)
-        if self.num_groups < 1 or self.num_channels % self.num_groups != 0:
+        self.num_groups = check_int("GroupNorm", "num_groups", num_groups)
+        self.num_channels = check_int("GroupNorm", "num_channels", num_channels)
+        if self.num_channels % self.num_groups != 0:
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
                              f"num_groups ({num_groups})")
-        self.eps, self.affine = float(eps), bool(affine)
+        self.eps = check_number("GroupNorm", "eps", eps, low=0.0, low_open=True)
+        self.affine = bool(affine)
         xp, dtype = backend.xp(), backend.get_default_dtype()
         if self.affine:
             self.weight = Parameter(xp.ones(self.num_channels, dtype=dtype))
-            self.bias = Parameter(xp.zeros(self.num_channels, dtype=dtype))
+            if bias:
+                self.bias = Parameter(xp.zeros(self.num_channels, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -209,11 +255,13 @@ class GroupNorm(Module):
         dx, dgamma, dbeta = group_norm_backward(dout, self.pop_saved())
         if self.weight is not None:
             self.weight.accumulate_grad(dgamma)
+        if self.bias is not None:
             self.bias.accumulate_grad(dbeta)
         return dx
 
     def extra_repr(self):
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
 
 
 class LocalResponseNorm(Module):
@@ -223,11 +271,16 @@ class LocalResponseNorm(Module):
     the channels),  out_c = x_c scale_c^(-beta).
     Gradient: dx_j = dout_j scale_j^(-beta)
               - (2 alpha beta / size) x_j sum_{c: j in window(c)} dout_c x_c scale_c^(-beta-1).
+
+    Per position of each sample, so the batch size does not matter.
     """
 
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
         super().__init__()
-        self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
+        self.size = check_int("LocalResponseNorm", "size", size)
+        self.alpha = check_number("LocalResponseNorm", "alpha", alpha)
+        self.beta = check_number("LocalResponseNorm", "beta", beta)
+        self.k = check_number("LocalResponseNorm", "k", k)
 
     def forward(self, x):
         check_ndim("LocalResponseNorm", x, range(3, 33), "(N, C, *)")

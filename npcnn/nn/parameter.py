@@ -1,5 +1,7 @@
 """Parameter: a trainable array together with the gradient that backward accumulates into it."""
 
+from .. import backend
+
 
 class Parameter:
     """A trainable array.
@@ -18,19 +20,41 @@ class Parameter:
 
     @property
     def shape(self):
+        """The data's shape."""
         return self.data.shape
 
     @property
     def dtype(self):
+        """The data's dtype."""
         return self.data.dtype
 
     @property
     def size(self):
+        """The number of entries (NumPy's name; :meth:`numel` is PyTorch's)."""
         return self.data.size
 
     @property
     def ndim(self):
+        """The number of dimensions."""
         return self.data.ndim
+
+    def numel(self):
+        """The number of entries, as PyTorch's ``Tensor.numel()``."""
+        return int(self.data.size)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        """``param[i]`` indexes the data (a view of it, as NumPy does)."""
+        return self.data[index]
+
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(param)`` gives the data (copied to the host from a CuPy parameter)."""
+        array = backend.to_numpy(self.data)
+        if dtype is not None:
+            array = array.astype(dtype, copy=False)
+        return array.copy() if copy else array
 
     def accumulate_grad(self, g):
         """``grad += g`` for a trainable parameter, written out of place.
@@ -45,9 +69,13 @@ class Parameter:
         g = g.astype(self.data.dtype, copy=False)
         self.grad = g if self.grad is None else self.grad + g
 
-    def zero_grad(self):
-        """Forget the accumulated gradient (``grad = None``, as PyTorch's set_to_none)."""
-        self.grad = None
+    def zero_grad(self, set_to_none=True):
+        """Forget the accumulated gradient: ``grad = None`` (PyTorch's ``set_to_none``), or an
+        array of zeros with ``set_to_none=False`` when there is a gradient."""
+        if set_to_none or self.grad is None:
+            self.grad = None
+        else:
+            self.grad = backend.get_array_module(self.grad).zeros_like(self.grad)
 
     def __repr__(self):
         frozen = "" if self.requires_grad else ", requires_grad=False"

@@ -1,13 +1,25 @@
-"""Gradient clipping: keep one bad batch from throwing the weights far away.
+"""Helpers on models: gradient clipping, temporary eval mode, and finding and watching layers.
 
-Both functions replace ``p.grad`` with a new array (``p.grad = p.grad * scale``) instead of
+* :func:`clip_grad_norm_`, :func:`clip_grad_value_` keep one bad batch from throwing the
+  weights far away;
+* :func:`eval_mode` switches a model to eval mode for a ``with`` block and restores every
+  module's own flag;
+* :func:`find_layer`, :func:`last_module`, :func:`last_linear`, :func:`model_dtype` and
+  :func:`capture` find a layer in a model tree and record its activations with a forward hook
+  (used by ``npcnn.viz`` and ``npcnn.transfer``).
+
+The clipping functions replace ``p.grad`` with a new array (``p.grad = p.grad * scale``) instead of
 scaling it in place: a layer may hand the same array to two parameters, or a gradient may be a
 view of an upstream gradient still in use.
 """
 
+import contextlib
 import math
 
+from .. import backend
 from ..backend import get_array_module
+from .linear import Linear
+from .module import Module
 from .parameter import Parameter
 
 
@@ -52,3 +64,72 @@ def clip_grad_value_(parameters, clip_value):
     clip_value = float(clip_value)
     for p in _with_grads(parameters):
         p.grad = get_array_module(p.grad).clip(p.grad, -clip_value, clip_value)
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Eval mode for the duration of the ``with`` block; afterwards each module gets back its
+    own train/eval flag (not merely the root's: a frozen BatchNorm kept in eval mode inside a
+    training model stays in eval mode)."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            object.__setattr__(m, "training", training)
+
+
+def find_layer(model, layer):
+    """``(name, module)`` of ``layer``, given as a Module inside ``model`` or as its dotted name
+    (``"features.3"``, the names of ``model.named_modules()``)."""
+    for name, module in model.named_modules():
+        if module is layer or (isinstance(layer, str) and name == layer):
+            return name, module
+    if isinstance(layer, (str, Module)):
+        names = [n for n, _ in model.named_modules() if n]
+        raise ValueError(f"layer {layer if isinstance(layer, str) else type(layer).__name__!r} is not part of "
+                         f"{type(model).__name__}; its layers are {names}")
+    raise TypeError(f"layer must be a Module or a dotted name (str), got {type(layer).__name__}")
+
+
+def last_module(model, kind, hint="pass layer= explicitly"):
+    """The last module of type ``kind`` in ``model`` (registration order); ``hint`` ends the
+    error raised when there is none."""
+    found = None
+    for _, module in model.named_modules():
+        if isinstance(module, kind):
+            found = module
+    if found is None:
+        raise ValueError(f"{type(model).__name__} has no {kind.__name__} layer; {hint}")
+    return found
+
+
+def last_linear(model):
+    """The last ``Linear`` module of ``model`` (registration order): the classifier head."""
+    return last_module(model, Linear)
+
+
+def model_dtype(model):
+    """The dtype of the model's first parameter (the default dtype if it has none)."""
+    for p in model.parameters():
+        return p.dtype
+    return backend.get_default_dtype()
+
+
+@contextlib.contextmanager
+def capture(layer, what="output"):
+    """Record the ``layer``'s output (or first input, ``what="input"``) of each forward pass in
+    the list this context yields."""
+    if what not in ("output", "input"):
+        raise ValueError(f"capture: what must be 'output' or 'input', got {what!r}")
+    records = []
+
+    def hook(module, inputs, output):
+        records.append(output if what == "output" else inputs[0])
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield records
+    finally:
+        handle.remove()

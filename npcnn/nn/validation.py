@@ -28,3 +28,29 @@ def check_size(layer, x, axis, expected, what):
     """``x.shape[axis]`` must equal ``expected``; ``what`` names the dimension in the error."""
     if x.shape[axis] != expected:
         raise ValueError(f"{layer}: expected {what} = {expected}, got input of shape {tuple(x.shape)}")
+
+
+def check_int(layer, name, value, minimum=1):
+    """A constructor argument that must be an integer >= ``minimum``; returns it as an int."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{layer}: {name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{layer}: {name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_number(layer, name, value, low=None, high=None, low_open=False, high_open=False):
+    """A constructor argument that must be a finite real number in the given range (each end
+    inclusive unless ``*_open``); returns it as a float. The error states the allowed range."""
+    left = "" if low is None else f"{low} <{'' if low_open else '='} "
+    right = "" if high is None else f" <{'' if high_open else '='} {high}"
+    allowed = f"a finite number with {left}{name}{right}" if left or right else "a finite number"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{layer}: {name} must be {allowed}, got {value!r}")
+    value = float(value)
+    bad = not np.isfinite(value)
+    bad = bad or (low is not None and (value < low or (low_open and value == low)))
+    bad = bad or (high is not None and (value > high or (high_open and value == high)))
+    if bad:
+        raise ValueError(f"{layer}: {name} must be {allowed}, got {value}")
+    return value

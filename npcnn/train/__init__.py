@@ -8,3 +8,4 @@ from .loop import Trainer, evaluate, fit, train_step
 from .outputs import save_run
 from .metrics import Accuracy, ConfusionMatrix, Mean, accuracy, confusion_matrix, topk_accuracy
 from .progress import ProgressBar
+from . import recipes

@@ -18,6 +18,7 @@ leaves the previous checkpoint as it was.
 import json
 import os
 from collections import OrderedDict
+from typing import Any, Optional
 
 import numpy as np
 
@@ -27,7 +28,8 @@ FORMAT = "npcnn-checkpoint"
 VERSION = 1
 
 
-def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, history=None, loader=None, extra=None):
+def save_checkpoint(path: serialization.PathLike, model: Any, optimizer: Any = None, scheduler: Any = None,
+                    epoch: int = 0, history: Any = None, loader: Any = None, extra: Optional[dict] = None) -> None:
     """Write a checkpoint of a training run to ``path`` (a ``.npz`` file), atomically."""
     if os.path.splitext(os.fspath(path))[1].lower() != ".npz":
         raise ValueError(f"save_checkpoint: {os.fspath(path)!r}: checkpoints are .npz files")
@@ -48,21 +50,15 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, histor
     serialization.atomic_write(path, lambda f: serialization._write_npz(f, arrays))
 
 
-def load_checkpoint(path, model=None, optimizer=None, scheduler=None, loader=None, history=None,
-                    restore_rng=True, strict=True):
+def load_checkpoint(path: serialization.PathLike, model: Any = None, optimizer: Any = None, scheduler: Any = None,
+                    loader: Any = None, history: Any = None, restore_rng: bool = True, strict: bool = True) -> dict:
     """Restore what a checkpoint holds into the objects given; return the rest as a dict.
 
     The dict has ``epoch``, ``extra``, ``history`` (a state dict) and ``model`` (the model's
     ``{name: array}``). Asking to restore something the checkpoint lacks is an error.
     """
-    with np.load(os.fspath(path), allow_pickle=False) as archive:
-        arrays = {name: archive[name] for name in archive.files}
-    if "__meta__" not in arrays:
-        raise ValueError(f"{os.fspath(path)!r} is not an npcnn checkpoint (no '__meta__' entry)")
-    meta = json.loads(str(arrays.pop("__meta__")))
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise ValueError(f"{os.fspath(path)!r}: unsupported checkpoint format {meta.get('format')!r} "
-                         f"version {meta.get('version')!r}")
+    arrays = serialization.read_npz(path)
+    meta = _read_meta(arrays, os.fspath(path))
     model_state = OrderedDict((k[len("model/"):], v) for k, v in arrays.items() if k.startswith("model/"))
     if model is not None:
         model.load_state_dict(model_state, strict=strict)
@@ -78,6 +74,51 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, loader=Non
         backend.set_rng_state(meta["rng"])
     extra = None if meta["extra"] is None else _unpack(meta["extra"], arrays)
     return {"epoch": meta["epoch"], "extra": extra, "history": meta["history"], "model": model_state}
+
+
+_META_FIELDS = ("epoch", "optimizer", "scheduler", "rng", "loader", "history", "extra")
+
+
+def _read_meta(arrays, source):
+    """The checkpoint's ``__meta__`` JSON, removed from ``arrays``, checked field by field."""
+    if "__meta__" not in arrays:
+        raise serialization.FileFormatError(
+            f"{source}: not an npcnn checkpoint (no '__meta__' entry); a weights file saved with "
+            "npcnn.save loads with npcnn.load and model.load_state_dict")
+    raw = arrays.pop("__meta__")
+    try:
+        meta = json.loads(str(raw[()]) if raw.dtype.kind == "U" and raw.ndim == 0 else "not a string")
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise serialization.FileFormatError(
+            f"{source}: the checkpoint's '__meta__' entry is corrupt (not valid JSON: {err}); "
+            "resume from another checkpoint (e.g. best.npz or an older copy)") from None
+    if not isinstance(meta, dict):
+        raise serialization.FileFormatError(f"{source}: the checkpoint's '__meta__' must be a JSON object")
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise serialization.FileFormatError(
+            f"{source}: unsupported checkpoint format {meta.get('format')!r} version {meta.get('version')!r} "
+            f"(this npcnn reads {FORMAT!r} version {VERSION})")
+    missing = [name for name in _META_FIELDS if name not in meta]
+    if missing or not isinstance(meta["epoch"], int):
+        raise serialization.FileFormatError(
+            f"{source}: the checkpoint's '__meta__' lacks or garbles the field(s) {missing or ['epoch']}; "
+            "resume from another checkpoint")
+    _check_array_refs(meta, arrays, source)
+    return meta
+
+
+def _check_array_refs(value, arrays, source):
+    """Every {"__array__": key} in the metadata must name an array of the file."""
+    if isinstance(value, dict):
+        if set(value) == {"__array__"} and value["__array__"] not in arrays:
+            raise serialization.FileFormatError(
+                f"{source}: '__meta__' refers to the array {value['__array__']!r}, which the file lacks "
+                "(corrupt checkpoint); resume from another checkpoint")
+        for v in value.values():
+            _check_array_refs(v, arrays, source)
+    elif isinstance(value, list):
+        for v in value:
+            _check_array_refs(v, arrays, source)
 
 
 def _pack(value, key, arrays):

@@ -17,7 +17,7 @@ import math
 
 from .. import backend
 from ..grad_mode import no_grad
-from ..nn.utils import clip_grad_norm_
+from ..nn.utils import clip_grad_norm_, eval_mode
 from ..optim.checks import check_bool, check_int, check_positive
 from ..optim.lr_scheduler import ReduceLROnPlateau
 from .callbacks import Callback
@@ -344,7 +344,7 @@ def _scalars(loss_mean, metrics):
 def evaluate(model, loader, metrics=("accuracy",), loss_fn=None):
     """``{"loss": ..., "accuracy": ..., ...}`` of ``model`` over ``loader``.
 
-    Runs in eval mode under ``no_grad()`` and puts the model's mode back afterwards.
+    Runs in eval mode under ``no_grad()`` and puts every module's mode back afterwards.
 
     Args:
         model: the network.
@@ -355,13 +355,11 @@ def evaluate(model, loader, metrics=("accuracy",), loss_fn=None):
     """
     _check_loader("evaluate", "loader", loader)
     batches = 0
-    was_training = model.training
-    model.eval()
     loss_mean = Mean("loss")
     running = [make_metric(spec) for spec in metrics]
     for metric in running:
         metric.reset()
-    try:
+    with eval_mode(model):
         with no_grad():
             for x, y in loader:
                 x, y = backend.asarray(x), backend.asarray(y)
@@ -371,8 +369,6 @@ def evaluate(model, loader, metrics=("accuracy",), loss_fn=None):
                 for metric in running:
                     metric.update(logits, y)
                 batches += 1
-    finally:
-        model.train(was_training)
     if batches == 0:
         raise ValueError("evaluate: the loader yielded no batches (a generator is used up after one pass: "
                          "pass a list or a DataLoader)")

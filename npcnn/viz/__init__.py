@@ -28,4 +28,4 @@ from .receptive_field import (
     plot_max_activating_patches,
     receptive_field,
 )
-from .saliency import class_score_gradient, grad_cam, guided_backprop, guided_relus, saliency_map
+from .saliency import activation_gradient, class_score_gradient, grad_cam, guided_backprop, guided_relus, saliency_map

@@ -1,5 +1,7 @@
-"""Shared plumbing of the visualizations: finding a layer, reading its activations with a forward
-hook, and computing gradients with respect to the input without touching the model's state.
+"""Shared plumbing of the visualizations: reading a layer's activations with a forward hook
+(the model-tree helpers ``find_layer``, ``capture``, ``eval_mode``, ... live in
+:mod:`npcnn.nn.utils` and are re-exported here), and computing gradients with respect to the
+input without touching the model's state.
 
 Everything here works for any model whose ``forward``/``backward`` pass through the chosen layer
 once, not only for ``Sequential`` chains: activations are read with hooks, never by re-running a
@@ -12,44 +14,12 @@ import numpy as np
 
 from .. import backend
 from ..grad_mode import no_grad
-from ..nn.linear import Linear
-from ..nn.module import Module
+from ..nn.utils import capture, eval_mode, find_layer, last_linear, last_module, model_dtype
 
-
-def find_layer(model, layer):
-    """``(name, module)`` of ``layer``, given as a Module inside ``model`` or as its dotted name
-    (``"features.3"``, the names of ``model.named_modules()``)."""
-    for name, module in model.named_modules():
-        if module is layer or (isinstance(layer, str) and name == layer):
-            return name, module
-    if isinstance(layer, (str, Module)):
-        names = [n for n, _ in model.named_modules() if n]
-        raise ValueError(f"layer {layer if isinstance(layer, str) else type(layer).__name__!r} is not part of "
-                         f"{type(model).__name__}; its layers are {names}")
-    raise TypeError(f"layer must be a Module or a dotted name (str), got {type(layer).__name__}")
-
-
-def last_module(model, kind, hint="pass layer= explicitly"):
-    """The last module of type ``kind`` in ``model`` (registration order)."""
-    found = None
-    for _, module in model.named_modules():
-        if isinstance(module, kind):
-            found = module
-    if found is None:
-        raise ValueError(f"{type(model).__name__} has no {kind.__name__} layer; {hint}")
-    return found
-
-
-def last_linear(model):
-    """The last ``Linear`` module of ``model`` (registration order): the classifier head."""
-    return last_module(model, Linear)
-
-
-def model_dtype(model):
-    """The dtype of the model's first floating parameter (the default dtype if it has none)."""
-    for p in model.parameters():
-        return p.dtype
-    return backend.get_default_dtype()
+# The model-tree helpers live in npcnn.nn.utils; these names stay importable from here.
+__all__ = ["capture", "eval_mode", "find_layer", "last_linear", "last_module", "model_dtype", "as_batch",
+           "targets_for", "one_hot", "input_gradient_mode", "injected_gradient", "layer_activations",
+           "gaussian_kernel1d", "blur", "resize_bilinear", "normalize01"]
 
 
 def as_batch(model, x):
@@ -80,22 +50,11 @@ def targets_for(logits, target):
 
 
 def one_hot(classes, num_classes, dtype):
+    """(N,) class indices -> (N, num_classes) one-hot rows of ``dtype``."""
     xp = backend.get_array_module(classes)
     out = xp.zeros((classes.shape[0], num_classes), dtype=dtype)
     out[xp.arange(classes.shape[0]), classes] = 1.0
     return out
-
-
-@contextlib.contextmanager
-def eval_mode(model):
-    """Eval mode for the duration; each module's own train/eval flag is put back afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, training in modes:
-            object.__setattr__(m, "training", training)
 
 
 @contextlib.contextmanager
@@ -116,43 +75,21 @@ def input_gradient_mode(model):
 
 
 @contextlib.contextmanager
-def capture(layer, what="output"):
-    """Record the ``layer``'s output (or first input, ``what="input"``) of each forward pass in
-    the list this context yields."""
-    if what not in ("output", "input"):
-        raise ValueError(f"capture: what must be 'output' or 'input', got {what!r}")
-    records = []
-
-    def hook(module, inputs, output):
-        records.append(output if what == "output" else inputs[0])
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        yield records
-    finally:
-        handle.remove()
-
-
-@contextlib.contextmanager
 def injected_gradient(layer):
     """While active, ``layer.backward`` ignores the gradient arriving from above and
     back-propagates ``box[0]`` instead (set ``box[0]`` before calling ``model.backward``).
 
     So ``model.backward(zeros)`` yields d(objective)/d(input) for an objective defined on the
     layer's output: every layer above the chosen one sees zeros, the chosen one starts the pass.
-    Implemented, like ``register_backward_hook``, by shadowing ``backward`` on this one instance.
+    A backward pre-hook (``Module.register_backward_pre_hook``), so backward hooks registered
+    inside or outside the block see the injected gradient and compose with it.
     """
     box = [None]
-    original = layer.backward  # the class's method, or the hooked one if hooks exist
-    had_shadow = "backward" in layer.__dict__
-    object.__setattr__(layer, "backward", lambda dout: original(box[0]))
+    handle = layer.register_backward_pre_hook(lambda module, dout: box[0])
     try:
         yield box
     finally:
-        if had_shadow:
-            object.__setattr__(layer, "backward", original)
-        else:
-            layer.__dict__.pop("backward", None)
+        handle.remove()
 
 
 def layer_activations(model, x, layer, what="output", batch_size=256):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend
+from ..functional.geometry import pair as _pair
 from ..nn import activation, container, dropout, norm
 from ..nn.conv import Conv2d
 from ..nn.pooling import AvgPool2d, LPPool2d, MaxPool2d
@@ -41,10 +42,6 @@ class ReceptiveField:
         """(top, left, bottom, right) of unit (i, j)'s field, bottom/right exclusive, unclipped."""
         top, left = self.start[0] + i * self.jump[0], self.start[1] + j * self.jump[1]
         return top, left, top + self.size[0], left + self.size[1]
-
-
-def _pair(v):
-    return tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
 def layer_geometry(module):

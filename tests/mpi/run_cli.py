@@ -6,4 +6,4 @@ import _common  # noqa: F401  (puts the checkout first on sys.path)
 
 from npcnn import cli
 
-cli.main(sys.argv[1:])
+sys.exit(cli.main(sys.argv[1:]))
