@@ -366,7 +366,6 @@ LOAD_VARIANTS = [  # (label, framework, threads, npcnn_threads, extra env)
     ("npcnn 2 threads", "npcnn", 2, "env", {}),
     ("npcnn 2 thr, OPENBLAS_THREAD_TIMEOUT=4", "npcnn", 2, "env", {"OPENBLAS_THREAD_TIMEOUT": "4"}),
     ("npcnn NPCNN_NUM_THREADS=auto", "npcnn", 2, "env", dict(UNSET, NPCNN_NUM_THREADS="auto")),
-    ("npcnn as installed (no variable)", "npcnn", 2, "env", dict(UNSET)),
     ("npcnn Winograd 1 thread", "npcnn-winograd", 1, "env", {}),
     ("npcnn Winograd 2 threads, split", "npcnn-winograd", 2, "env", {}),
     ("npcnn Winograd 2 threads, no split", "npcnn-winograd-nosplit", 2, "env", {}),
@@ -377,7 +376,7 @@ LOAD_VARIANTS = [  # (label, framework, threads, npcnn_threads, extra env)
 
 def suite_load(driver, args):
     b = 8 if args.tiny else args.batch
-    warmup, steps = (1, 1) if args.tiny else (1, 3)
+    warmup, steps = (1, 1) if args.tiny else (1, 2)
     jobs = [dict(framework=fw, work="resnet20", batch=b, warmup=warmup, steps=steps, threads=t, label=label,
                  npcnn_threads=nt, env=env) for label, fw, t, nt, env in LOAD_VARIANTS]
     for condition in ("quiet", "busy-python", "busy-gemm"):

@@ -18,3 +18,5 @@ python benchmarks/conv_bench.py --algos im2col winograd --repeats 5 \
 uptime
 python benchmarks/fair_bench.py --suite scaling --rounds 1
 uptime
+python benchmarks/train_bench.py --nets lenet5-relu resnet20 --profile | tee runs/bench/train_profile.txt
+uptime
