@@ -85,10 +85,10 @@ def worker_main(args):
         kwargs["threads"] = args.threads
     if args.framework.startswith("npcnn-winograd"):
         kwargs["algo"] = "winograd"
-    if args.framework == "npcnn-winograd-nosplit":  # one thread for the transforms, BLAS as set
-        from npcnn.functional import winograd
+    if args.framework in ("npcnn-winograd-nosplit", "npcnn-winograd-split2"):
+        from npcnn.functional import winograd  # split the chunks over 1 or 2 threads, whatever the BLAS has
 
-        winograd._workers = lambda xp: 1
+        winograd._workers = (lambda xp: 1) if args.framework.endswith("nosplit") else (lambda xp: 2)
     if args.framework.startswith("npcnn") and args.npcnn_threads != "env":
         import npcnn.threads
 
@@ -182,7 +182,8 @@ class Driver:
     def __init__(self, args, tmp):
         self.args, self.tmp, self.records = args, pathlib.Path(tmp), []
         self.pythons = {"npcnn": sys.executable, "npcnn-winograd": sys.executable,
-                        "npcnn-winograd-nosplit": sys.executable, "torch": args.python_torch,
+                        "npcnn-winograd-nosplit": sys.executable, "npcnn-winograd-split2": sys.executable,
+                        "torch": args.python_torch,
                         "dezero": args.python_dezero, "chainer": args.python_chainer,
                         "gemm-numpy": sys.executable, "gemm-torch": args.python_torch}
         self.skipped, self.states, self.references = {}, {}, {}
@@ -369,6 +370,7 @@ LOAD_VARIANTS = [  # (label, framework, threads, npcnn_threads, extra env)
     ("npcnn Winograd 1 thread", "npcnn-winograd", 1, "env", {}),
     ("npcnn Winograd 2 threads, split", "npcnn-winograd", 2, "env", {}),
     ("npcnn Winograd 2 threads, no split", "npcnn-winograd-nosplit", 2, "env", {}),
+    ("npcnn Winograd 1 BLAS thread, split 2", "npcnn-winograd-split2", 1, "env", {}),
     ("torch 1 thread", "torch", 1, "env", {}),
     ("torch 2 threads", "torch", 2, "env", {}),
 ]

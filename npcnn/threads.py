@@ -167,6 +167,25 @@ def apply_default(environ=None):
 
 
 _pool = {"executor": None, "workers": 0}
+_split = {"workers": None}
+
+
+def set_num_workers(n):
+    """Threads :func:`map_split` (the Winograd kernels) splits its chunks over.
+
+    Args:
+        n (int or None): threads >= 1; None (the default): as many as the BLAS uses
+            (:func:`get_num_threads`). Unlike BLAS threads these never spin: on a busy machine
+            they share the cores with the other work instead of fighting it.
+    """
+    if n is not None and int(n) < 1:
+        raise ValueError(f"set_num_workers: expected a thread count >= 1 or None, got {n}")
+    _split["workers"] = None if n is None else int(n)
+
+
+def get_num_workers():
+    """The threads :func:`map_split` uses by default (see :func:`set_num_workers`)."""
+    return _split["workers"] or get_num_threads()
 
 
 def map_split(fn, items, workers=None):
@@ -183,15 +202,15 @@ def map_split(fn, items, workers=None):
     Args:
         fn (callable): takes a list of items (one group), returns anything.
         items (list): the work items, e.g. (start, stop) chunks of a batch.
-        workers (int, default None): threads; None: :func:`get_num_threads` (what the BLAS may
-            use, so ``set_num_threads(1)`` makes every kernel single-threaded). With 1, or a
-            single item, ``fn`` runs once in this thread on all items.
+        workers (int, default None): threads; None: :func:`get_num_workers` (unless set, what
+            the BLAS may use, so ``set_num_threads(1)`` makes every kernel single-threaded).
+            With 1, or a single item, ``fn`` runs once in this thread on all items.
 
     Returns the list of the groups' results, in order.
     """
     items = list(items)
     blas_threads = get_num_threads()
-    workers = max(1, min(len(items), blas_threads if workers is None else int(workers)))
+    workers = max(1, min(len(items), get_num_workers() if workers is None else int(workers)))
     if workers == 1:
         return [fn(items)]
     size, extra = divmod(len(items), workers)

@@ -74,3 +74,16 @@ def test_apply_default_reads_the_environment():
             threads.apply_default({"NPCNN_NUM_THREADS": "0"})
     finally:
         threads.set_num_threads(before)
+
+
+def test_workers_follow_the_blas_unless_set():
+    try:
+        threads.set_num_workers(None)
+        assert threads.get_num_workers() == threads.get_num_threads()
+        threads.set_num_workers(3)
+        assert threads.get_num_workers() == 3
+        assert len(threads.map_split(lambda g: g, range(6))) == 3
+        with pytest.raises(ValueError, match=">= 1 or None"):
+            threads.set_num_workers(0)
+    finally:
+        threads.set_num_workers(None)
