@@ -40,11 +40,10 @@ def resnet_layout(depth, width=16):
 # ----------------------------------------------------------------------------- npcnn
 
 
-def npcnn_lenet5():
-    """npcnn's LeNet-5 twin: ReLU, max pooling, 28x28 inputs (c1 padding 2)."""
+def lenet5_relu(nn):
+    """LeNet-5 with ReLU and max pooling for 28x28 inputs (c1 padding 2), built from ``nn``:
+    ``npcnn.nn`` or ``torch.nn`` (the same class names and arguments, so the same state_dict)."""
     from collections import OrderedDict
-
-    from npcnn import nn
 
     return nn.Sequential(OrderedDict([
         ("c1", nn.Conv2d(1, 6, 5, padding=2)), ("relu1", nn.ReLU()), ("s2", nn.MaxPool2d(2, 2)),
@@ -56,10 +55,10 @@ def npcnn_lenet5():
 
 def npcnn_model(work):
     """A freshly initialized npcnn model for ``work`` (the driver saves its weights for all)."""
-    from npcnn import models
+    from npcnn import models, nn
 
     if work == "lenet5":
-        return npcnn_lenet5()
+        return lenet5_relu(nn)
     return models.CifarResNet(resnet_depth(work))
 
 
@@ -183,7 +182,7 @@ def build_torch(work, state, x, y, threads=None):
             return result
 
         return step
-    model = torch_lenet5() if work == "lenet5" else torch_resnet(resnet_depth(work))
+    model = lenet5_relu(tnn) if work == "lenet5" else torch_resnet(resnet_depth(work))
     model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
@@ -199,20 +198,6 @@ def build_torch(work, state, x, y, threads=None):
         return {"logits": logits.detach().numpy(), "loss": np.float64(loss.item())}
 
     return step
-
-
-def torch_lenet5():
-    """The PyTorch twin of :func:`npcnn_lenet5` (same module names, so state_dicts match)."""
-    from collections import OrderedDict
-
-    from torch import nn as tnn
-
-    return tnn.Sequential(OrderedDict([
-        ("c1", tnn.Conv2d(1, 6, 5, padding=2)), ("relu1", tnn.ReLU()), ("s2", tnn.MaxPool2d(2, 2)),
-        ("c3", tnn.Conv2d(6, 16, 5)), ("relu3", tnn.ReLU()), ("s4", tnn.MaxPool2d(2, 2)),
-        ("c5", tnn.Conv2d(16, 120, 5)), ("relu5", tnn.ReLU()), ("flatten", tnn.Flatten(1)),
-        ("f6", tnn.Linear(120, 84)), ("relu6", tnn.ReLU()), ("output", tnn.Linear(84, 10)),
-    ]))
 
 
 def torch_resnet(depth):

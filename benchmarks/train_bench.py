@@ -74,7 +74,7 @@ def npcnn_model(name):
     if name == "lenet5-relu":
         import frameworks
 
-        return frameworks.npcnn_lenet5()
+        return frameworks.lenet5_relu(nn)
     return models.lenet5() if name == "lenet5" else models.resnet20()
 
 
