@@ -18,6 +18,7 @@ framework in a process of its own and checks the twins' outputs first.
     python benchmarks/train_bench.py --quick          # 1 warm-up + 3 timed steps
     python benchmarks/train_bench.py --nets lenet5-relu --profile     # + time per layer type
     python benchmarks/train_bench.py --threads 1      # one BLAS thread
+    python benchmarks/train_bench.py --nets resnet20 --winograd --profile   # 3x3 stride-1 convs by Winograd
 
 Not a test: timings on a shared machine are noisy. On a machine whose cores are busy with other
 processes, OpenBLAS's threads spin waiting for each other and two threads can be several times
@@ -44,6 +45,8 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS threads (set before NumPy loads; default: the machine's cores)")
     parser.add_argument("--profile", action="store_true", help="time npcnn's layers by type, forward and backward")
+    parser.add_argument("--winograd", action="store_true",
+                        help="3x3 stride-1 convolutions by the Winograd kernels (frameworks.npcnn_use_winograd)")
     args = parser.parse_args(argv)
     if args.quick:
         args.warmup, args.steps = 1, 3
@@ -98,6 +101,10 @@ def setup(name, batch_size):
     y = rng.integers(0, 10, batch_size)
     npcnn.manual_seed(0)
     model = npcnn_model(name)
+    if ARGS is not None and ARGS.winograd:
+        import frameworks
+
+        frameworks.npcnn_use_winograd(model)
     optimizer = npcnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     return x, y, model, optimizer, nn.CrossEntropyLoss()
 
