@@ -85,6 +85,8 @@ def worker_main(args):
         kwargs["threads"] = args.threads
     if args.framework.startswith("npcnn-winograd"):
         kwargs["algo"] = "winograd"
+    if args.framework == "npcnn-split":
+        kwargs["algo"] = "split-convs"
     if args.framework in ("npcnn-winograd-nosplit", "npcnn-winograd-split2"):
         from npcnn.functional import winograd  # split the chunks over 1 or 2 threads, whatever the BLAS has
 
@@ -183,6 +185,7 @@ class Driver:
         self.args, self.tmp, self.records = args, pathlib.Path(tmp), []
         self.pythons = {"npcnn": sys.executable, "npcnn-winograd": sys.executable,
                         "npcnn-winograd-nosplit": sys.executable, "npcnn-winograd-split2": sys.executable,
+                        "npcnn-split": sys.executable,
                         "torch": args.python_torch,
                         "dezero": args.python_dezero, "chainer": args.python_chainer,
                         "gemm-numpy": sys.executable, "gemm-torch": args.python_torch}
@@ -371,6 +374,7 @@ LOAD_VARIANTS = [  # (label, framework, threads, npcnn_threads, extra env)
     ("npcnn Winograd 2 threads, split", "npcnn-winograd", 2, "env", {}),
     ("npcnn Winograd 2 threads, no split", "npcnn-winograd-nosplit", 2, "env", {}),
     ("npcnn Winograd 1 BLAS thread, split 2", "npcnn-winograd-split2", 1, "env", {}),
+    ("npcnn im2col convs on batch halves in 2 threads, 1 BLAS thread", "npcnn-split", 1, "env", {}),
     ("torch 1 thread", "torch", 1, "env", {}),
     ("torch 2 threads", "torch", 2, "env", {}),
 ]

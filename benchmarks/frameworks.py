@@ -106,6 +106,58 @@ def npcnn_use_winograd(model):
     return count
 
 
+def npcnn_split_convs(model, workers=2):
+    """Run every zero-padded Conv2d of ``model`` on batch parts in ``workers`` threads (a trial).
+
+    Each layer instance gets its own forward/backward that cut the batch into ``workers``
+    parts and call ``functional.conv``'s im2col kernels on each in a thread of
+    ``npcnn.threads.map_split`` (BLAS single-threaded meanwhile): the im2col/col2im copies then
+    use both cores too. Measures what splitting the convolution's batch loop would give.
+    Returns the number of layers switched.
+    """
+    from npcnn import nn
+    from npcnn.functional import conv as F
+    from npcnn.threads import map_split
+
+    count = 0
+    for m in model.modules():
+        if not (isinstance(m, nn.Conv2d) and m.padding_mode == "zeros" and not isinstance(m.padding, str)):
+            continue
+        pads = tuple((int(p), int(p)) for p in m.padding)
+        saved = []
+
+        def forward(x, m=m, pads=pads, saved=saved):
+            b = None if m.bias is None else m.bias.data
+            parts = [(i * len(x) // workers, (i + 1) * len(x) // workers) for i in range(workers)]
+
+            def run(group):
+                return [F.conv2d_forward(x[i:j], m.weight.data, b, m.stride, pads, m.dilation, m.groups)
+                        for i, j in group]
+
+            results = sum(map_split(run, parts, workers), [])
+            saved.append((parts, [c for _, c in results]))
+            return np.concatenate([o for o, _ in results])
+
+        def backward(dout, m=m, saved=saved):
+            parts, caches = saved.pop()
+
+            def run(group):
+                return [F.conv2d_backward(dout[i:j], caches[k], need_dw=m.weight.requires_grad)
+                        for k, (i, j) in group]
+
+            grads = sum(map_split(run, list(enumerate(parts)), workers), [])
+            if m.weight.requires_grad:
+                m.weight.accumulate_grad(sum(g[1] for g in grads[1:]) + grads[0][1])
+            if m.bias is not None:
+                m.bias.accumulate_grad(sum(g[2] for g in grads[1:]) + grads[0][2])
+            return np.concatenate([g[0] for g in grads])
+
+        object.__setattr__(m, "forward", forward)
+        object.__setattr__(m, "backward", backward)
+        count += 1
+    return count
+
+
 def build_npcnn(work, state, x, y, algo=None):
     """npcnn's step. ``algo="winograd"``: the Winograd kernel for conv3x3 instead of the layer,
     and for the nets every 3x3 stride-1 convolution by Winograd (:func:`npcnn_use_winograd`)."""
@@ -139,6 +191,8 @@ def build_npcnn(work, state, x, y, algo=None):
     model.train()
     if algo == "winograd":
         npcnn_use_winograd(model)
+    if algo == "split-convs":
+        npcnn_split_convs(model)
     optimizer = npcnn.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     loss_fn = nn.CrossEntropyLoss()
 
