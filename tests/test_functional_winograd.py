@@ -141,6 +141,7 @@ def test_chunks_give_the_same_result(monkeypatch):
     whole_out, cache = Wg.winograd_conv2d_forward(x, w, b, 1)
     whole = Wg.winograd_conv2d_backward(dout, cache)
     monkeypatch.setattr(Wg, "CHUNK_TARGET_BYTES", 1)
+    monkeypatch.setattr(Wg, "CHUNK_MIN_COLUMNS", 1)
     assert Wg._chunk_size(3, 3, 4, 8, 5) == 1
     out, cache = Wg.winograd_conv2d_forward(x, w, b, 1)
     np.testing.assert_allclose(out, whole_out, rtol=1e-12, atol=1e-12)
@@ -155,6 +156,7 @@ def test_chunks_split_over_two_threads_give_the_same_result(monkeypatch):
     out, cache = Wg.winograd_conv2d_forward(x, w, None, 1)
     grads = Wg.winograd_conv2d_backward(dout, cache)
     monkeypatch.setattr(Wg, "CHUNK_TARGET_BYTES", 1)
+    monkeypatch.setattr(Wg, "CHUNK_MIN_COLUMNS", 1)
     monkeypatch.setattr(Wg, "_workers", lambda xp: 2)
     split_out, split_cache = Wg.winograd_conv2d_forward(x, w, None, 1)
     np.testing.assert_allclose(split_out, out, rtol=1e-12, atol=1e-12)

@@ -55,12 +55,14 @@ from ..threads import map_split
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
 A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+G_KRON = np.kron(G, G)  # (16, 9): row 4k + l, column 3i + j holds G[k, i] G[l, j]
 
 # Samples per chunk are chosen so that a chunk's transformed input V stays near this size: the
 # work arrays of a chunk (V, M and their halves) then stay in a core's L2 cache between the
 # transforms and the GEMMs. Measured on a 2 MB-L2 Xeon, 64x64 channels on 32x32: 1 MB chunks
 # 1.3x faster than 8 MB ones (forward and backward); 16 channels: 1.5x.
 CHUNK_TARGET_BYTES = 2 ** 20
+CHUNK_MIN_COLUMNS = 512
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -117,8 +119,11 @@ def _workers(xp):
 
 
 def _chunk_size(C, th, tw, itemsize, N):
-    """Samples per chunk: V of a chunk (16 C th (tw + 1) entries per sample) near CHUNK_TARGET_BYTES."""
-    return max(1, min(N, CHUNK_TARGET_BYTES // (16 * C * th * (tw + 1) * itemsize)))
+    """Samples per chunk: V of a chunk (16 C th (tw + 1) entries per sample) near
+    CHUNK_TARGET_BYTES, but at least CHUNK_MIN_COLUMNS tiles (GEMM columns) per chunk."""
+    by_bytes = CHUNK_TARGET_BYTES // (16 * C * th * (tw + 1) * itemsize)
+    by_columns = -(-CHUNK_MIN_COLUMNS // (th * (tw + 1)))
+    return max(1, min(N, max(by_bytes, by_columns)))
 
 
 # ----------------------------------------------------------------------------- transforms
@@ -127,15 +132,16 @@ def _chunk_size(C, th, tw, itemsize, N):
 def weight_transform(w):
     """U = G w G^T for every (o, c): (O, Cg, 3, 3) -> (4, 4, O, Cg), in w's dtype."""
     xp = get_array_module(w)
-    g = xp.asarray(G, dtype=w.dtype)
-    return xp.einsum("ki,ocij,lj->kloc", g, w, g)
+    O, Cg = w.shape[:2]
+    # U[k, l] = sum_ij G[k, i] G[l, j] w[., ., i, j]: one (16 x 9) @ (9 x O Cg) product with G (x) G
+    return (xp.asarray(G_KRON, dtype=w.dtype) @ w.reshape(O * Cg, 9).T).reshape(4, 4, O, Cg)
 
 
 def weight_transform_backward(dU):
     """dw = G^T dU G: the adjoint of :func:`weight_transform`, (4, 4, O, Cg) -> (O, Cg, 3, 3)."""
     xp = get_array_module(dU)
-    g = xp.asarray(G, dtype=dU.dtype)
-    return xp.einsum("ki,kloc,lj->ocij", g, dU, g)
+    O, Cg = dU.shape[2:]
+    return (dU.reshape(16, O * Cg).T @ xp.asarray(G_KRON, dtype=dU.dtype)).reshape(O, Cg, 3, 3)
 
 
 def _split_input(x, pads, th, tw, start, stop, buf=None):
