@@ -87,10 +87,10 @@ def worker_main(args):
         kwargs["algo"] = "winograd"
     if args.framework == "npcnn-split":
         kwargs["algo"] = "split-convs"
-    if args.framework in ("npcnn-winograd-nosplit", "npcnn-winograd-split2"):
-        from npcnn.functional import winograd  # split the chunks over 1 or 2 threads, whatever the BLAS has
+    if args.framework == "npcnn-winograd-nosplit":
+        from npcnn.functional import winograd  # the chunks in this thread only, whatever the BLAS has
 
-        winograd._workers = (lambda xp: 1) if args.framework.endswith("nosplit") else (lambda xp: 2)
+        winograd._workers = lambda xp: 1
     if args.framework.startswith("npcnn") and args.npcnn_threads != "env":
         import npcnn.threads
 
@@ -184,7 +184,7 @@ class Driver:
     def __init__(self, args, tmp):
         self.args, self.tmp, self.records = args, pathlib.Path(tmp), []
         self.pythons = {"npcnn": sys.executable, "npcnn-winograd": sys.executable,
-                        "npcnn-winograd-nosplit": sys.executable, "npcnn-winograd-split2": sys.executable,
+                        "npcnn-winograd-nosplit": sys.executable,
                         "npcnn-split": sys.executable,
                         "torch": args.python_torch,
                         "dezero": args.python_dezero, "chainer": args.python_chainer,
@@ -370,10 +370,10 @@ LOAD_VARIANTS = [  # (label, framework, threads, npcnn_threads, extra env)
     ("npcnn 2 threads", "npcnn", 2, "env", {}),
     ("npcnn 2 thr, OPENBLAS_THREAD_TIMEOUT=4", "npcnn", 2, "env", {"OPENBLAS_THREAD_TIMEOUT": "4"}),
     ("npcnn NPCNN_NUM_THREADS=auto", "npcnn", 2, "env", dict(UNSET, NPCNN_NUM_THREADS="auto")),
+    ("npcnn Winograd, NPCNN_NUM_THREADS=split", "npcnn-winograd", 2, "env", dict(UNSET, NPCNN_NUM_THREADS="split")),
     ("npcnn Winograd 1 thread", "npcnn-winograd", 1, "env", {}),
     ("npcnn Winograd 2 threads, split", "npcnn-winograd", 2, "env", {}),
     ("npcnn Winograd 2 threads, no split", "npcnn-winograd-nosplit", 2, "env", {}),
-    ("npcnn Winograd 1 BLAS thread, split 2", "npcnn-winograd-split2", 1, "env", {}),
     ("npcnn im2col convs on batch halves in 2 threads, 1 BLAS thread", "npcnn-split", 1, "env", {}),
     ("torch 1 thread", "torch", 1, "env", {}),
     ("torch 2 threads", "torch", 2, "env", {}),

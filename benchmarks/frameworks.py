@@ -69,8 +69,11 @@ def npcnn_conv_state(seed=0):
             "bias": rng.standard_normal(64).astype(np.float32)}
 
 
-def npcnn_use_winograd(model):
-    """Run every 3x3 stride-1 zero-padded Conv2d of ``model`` by the Winograd kernels.
+def npcnn_use_winograd(model, min_in_channels=16):
+    """Run the 3x3 stride-1 zero-padded Conv2d layers of ``model`` with at least
+    ``min_in_channels`` input channels per group by the Winograd kernels (the rule proposed for
+    ``algo="auto"``: below 16 channels, e.g. a 3-channel stem, the transforms cost more than the
+    GEMM saves and im2col wins).
 
     For this benchmark only, independent of how npcnn's Conv2d dispatches its algorithms: each
     such layer instance gets a forward and backward of its own (instance attributes) that call
@@ -82,7 +85,8 @@ def npcnn_use_winograd(model):
     count = 0
     for m in model.modules():
         if not (isinstance(m, nn.Conv2d) and Wg.winograd_applicable(m.weight.shape, m.stride, m.dilation)
-                and m.padding_mode == "zeros" and not isinstance(m.padding, str)):
+                and m.padding_mode == "zeros" and not isinstance(m.padding, str)
+                and m.weight.shape[1] >= min_in_channels):
             continue
         pads = tuple((int(p), int(p)) for p in m.padding)
         saved = []

@@ -11,7 +11,7 @@ Only the BLAS is affected: NumPy's element-wise work is single-threaded whatever
 On the CuPy backend the GPU does the work and these functions change nothing there.
 
 At import npcnn applies :func:`apply_default` once: the environment variable
-``NPCNN_NUM_THREADS`` (an integer, ``auto`` or ``keep``) decides; unset, a BLAS thread variable
+``NPCNN_NUM_THREADS`` (an integer, ``auto``, ``split`` or ``keep``) decides; unset, a BLAS thread variable
 the user set (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) is respected,
 and otherwise ``DEFAULT`` applies. ``NPCNN_NUM_THREADS=keep`` opts out (NumPy's own default).
 """
@@ -135,9 +135,10 @@ def apply_default(environ=None):
 
     Args:
         environ (mapping, default None): the environment to read; None: ``os.environ``.
-            ``NPCNN_NUM_THREADS`` = an integer n (n threads), ``auto`` (:func:`default_num_threads`)
-            or ``keep`` (change nothing). Unset: ``keep`` when a BLAS variable (BLAS_ENV) is
-            set, else ``DEFAULT``.
+            ``NPCNN_NUM_THREADS`` = an integer n (n threads), ``auto`` (:func:`default_num_threads`),
+            ``split`` (one BLAS thread, which never spins against other processes, and the split
+            kernels' workers on every available core: :func:`set_num_workers`) or ``keep``
+            (change nothing). Unset: ``keep`` when a BLAS variable (BLAS_ENV) is set, else ``DEFAULT``.
 
     Returns the thread count in force afterwards, or None where nothing was changed. A bad
     value is a ValueError naming the variable.
@@ -148,6 +149,9 @@ def apply_default(environ=None):
         value = "keep" if any(environ.get(v) for v in BLAS_ENV) else DEFAULT
     if value == "keep":
         return None
+    if value == "split":
+        set_num_workers(available_cores())
+        value = "1"
     if value == "auto":
         n = default_num_threads()
     else:
@@ -156,7 +160,7 @@ def apply_default(environ=None):
         except ValueError:
             n = 0
         if n < 1:
-            raise ValueError(f"{ENV}={environ.get(ENV)!r}: expected a thread count >= 1, 'auto' or 'keep'")
+            raise ValueError(f"{ENV}={environ.get(ENV)!r}: expected a thread count >= 1, 'auto', 'split' or 'keep'")
     try:
         return set_num_threads(n)
     except RuntimeError:  # neither OpenBLAS nor threadpoolctl: nothing can be set at run time

@@ -17,6 +17,7 @@ def test_set_and_get_round_trip():
         np.testing.assert_allclose(a @ a, 64.0)  # the BLAS still works at the new count
     finally:
         threads.set_num_threads(before)
+        threads.set_num_workers(None)
     assert threads.get_num_threads() == before
 
 
@@ -68,12 +69,15 @@ def test_apply_default_reads_the_environment():
         assert threads.apply_default({"NPCNN_NUM_THREADS": "keep"}) is None
         assert threads.apply_default({"OPENBLAS_NUM_THREADS": "1"}) is None  # the user's BLAS setting wins
         assert 1 <= threads.apply_default({"NPCNN_NUM_THREADS": "auto"}) <= threads.available_cores()
+        assert threads.apply_default({"NPCNN_NUM_THREADS": "split"}) == 1
+        assert threads.get_num_workers() == threads.available_cores()
         with pytest.raises(ValueError, match="NPCNN_NUM_THREADS='many'"):
             threads.apply_default({"NPCNN_NUM_THREADS": "many"})
         with pytest.raises(ValueError, match="NPCNN_NUM_THREADS='0'"):
             threads.apply_default({"NPCNN_NUM_THREADS": "0"})
     finally:
         threads.set_num_threads(before)
+        threads.set_num_workers(None)
 
 
 def test_workers_follow_the_blas_unless_set():
