@@ -8,15 +8,17 @@ cd "$(dirname "$0")/.."
 DEZERO_PY=${DEZERO_PY:-python}
 CHAINER_PY=${CHAINER_PY:-python}
 mkdir -p runs/bench
-uptime
+quiet() { uptime; ps aux --sort=-%cpu | head -4 | cut -c1-120; }
+quiet
 python benchmarks/fair_bench.py --suite fair --rounds 3 --python-dezero "$DEZERO_PY" --python-chainer "$CHAINER_PY"
-uptime
+quiet
 python benchmarks/fair_bench.py --suite load --rounds 2
-uptime
+quiet
 python benchmarks/conv_bench.py --algos im2col winograd --repeats 5 \
-    --shapes vgg3x3 resnet20_stem resnet20_s1 resnet20_s2 resnet20_s3 | tee runs/bench/conv_bench.txt
-uptime
+    --shapes vgg3x3 resnet20_stem resnet20_s1 resnet20_s2 resnet20_s3 vgg3x3_c128 vgg3x3_c256 | tee runs/bench/conv_bench.txt
+quiet
 python benchmarks/fair_bench.py --suite scaling --rounds 1
-uptime
+quiet
 python benchmarks/train_bench.py --nets lenet5-relu resnet20 --profile | tee runs/bench/train_profile.txt
-uptime
+python benchmarks/train_bench.py --nets resnet20 --profile --winograd | tee runs/bench/train_profile_winograd.txt
+quiet
