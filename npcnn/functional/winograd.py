@@ -31,13 +31,17 @@ the transposed matrix):
     dV[k, l] = U[k, l]^T @ dM[k, l],    dd = B dV B^T          (per tile)
     dx = the 4x4 tiles dd added back where they were read (neighbouring tiles overlap by 2)
 
-B and A hold only 0 and +-1, so their transforms are written out as additions of strided
-slices (rows first, then columns) instead of matrix products; no Python loop runs over pixels
-or tiles, only over the 4 rows / columns of a tile. The batch is processed in chunks whose
-V stays near ``CHUNK_TARGET_BYTES`` (1 MB, cache-sized); on NumPy the chunks are split over
-``npcnn.threads.get_num_workers()`` threads (``npcnn.threads.map_split``: the element-wise
-transforms then run on all cores, not only the GEMMs). V is rebuilt in backward from x rather than kept, so a
-network holds no transformed inputs between its passes (as im2col's columns).
+B and A hold only 0 and +-1, so their transforms are written out as additions (rows of a tile
+first, then its columns) instead of matrix products; no Python loop runs over pixels or tiles,
+only over the 4 rows / columns of a tile. The padded input is first split into its four
+polyphase planes (even / odd rows x even / odd columns, :func:`_split_input`): tiles step by 2,
+so in those planes the rows and columns of every tile are the planes at offsets 0 and 1, and
+each addition runs over long contiguous runs of memory instead of stride-2 slices. The batch
+is processed in chunks whose V stays near ``CHUNK_TARGET_BYTES`` (1 MB, cache-sized); on NumPy
+the chunks are split over ``npcnn.threads.get_num_workers()`` threads (``npcnn.threads.map_split``:
+the element-wise transforms then run on all cores, not only the GEMMs). V is rebuilt in backward
+from x rather than kept, so a network holds no transformed inputs between its passes (as
+im2col's columns).
 
 Float32 error: the transforms add and halve numbers of one magnitude, so F(2x2, 3x3) keeps the
 relative error of a direct float32 convolution (measured 2e-7 to 7e-7 of the output's scale for
@@ -60,7 +64,9 @@ G_KRON = np.kron(G, G)  # (16, 9): row 4k + l, column 3i + j holds G[k, i] G[l, 
 # Samples per chunk are chosen so that a chunk's transformed input V stays near this size: the
 # work arrays of a chunk (V, M and their halves) then stay in a core's L2 cache between the
 # transforms and the GEMMs. Measured on a 2 MB-L2 Xeon, 64x64 channels on 32x32: 1 MB chunks
-# 1.3x faster than 8 MB ones (forward and backward); 16 channels: 1.5x.
+# 1.3x faster than 8 MB ones (forward and backward); 16 channels: 1.5x. With many channels a
+# sample's V alone passes 1 MB: then at least CHUNK_MIN_COLUMNS tiles keep the GEMMs wide
+# enough to run at BLAS speed (256 channels on 8x8: 1.2x faster than one sample per chunk).
 CHUNK_TARGET_BYTES = 2 ** 20
 CHUNK_MIN_COLUMNS = 512
 
@@ -113,8 +119,8 @@ def _chunks(n, size):
 
 
 def _workers(xp):
-    """Threads the chunks are split over: the BLAS's thread count on NumPy (see
-    :func:`npcnn.threads.map_split`), one on CuPy (the GPU runs the chunks in order)."""
+    """Threads the chunks are split over: None on NumPy (``npcnn.threads.get_num_workers()``,
+    see :func:`npcnn.threads.map_split`), one on CuPy (the GPU runs the chunks in order)."""
     return None if xp is np else 1
 
 
