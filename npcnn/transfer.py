@@ -3,7 +3,8 @@
 The three strategies, with the tools here:
 
 * fixed feature extractor -- ``extract_features(model, loader)`` gives the last hidden layer's
-  activations; train a new linear/softmax classifier or a :class:`LinearSVM` on them;
+  activations (or any layer's, ``layer=``); train a new linear/softmax classifier, a
+  :class:`LinearSVM` or a :class:`KNeighborsClassifier` on them;
 * fine-tuning -- ``replace_head(model, k)``, ``freeze(model, up_to=...)``, train the head,
   then ``unfreeze(model)`` and train everything at a lower learning rate
   (``param_groups(model, {"features": 1e-4}, default_lr=1e-3)`` gives each part its own);
@@ -18,7 +19,7 @@ import numpy as np
 from . import backend
 from .grad_mode import no_grad
 from .nn.linear import Linear
-from .viz._common import capture, eval_mode, find_layer, last_linear
+from .nn.utils import capture, eval_mode, find_layer, last_linear
 
 
 def _modules_through(model, layer):
@@ -162,6 +163,7 @@ class LinearSVM:
         return loss, self.lam * weight + coef.T @ x, coef.sum(axis=0)
 
     def fit(self, x, y, num_classes=None):
+        """Train on features x (N, ...) and labels y (N,) in 0..num_classes-1; returns self."""
         x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
         y = np.asarray(y, dtype=np.int64)
         k = int(num_classes if num_classes is not None else y.max() + 1)
@@ -186,7 +188,100 @@ class LinearSVM:
         return self._standardize(x) @ self.weight.T + self.bias
 
     def predict(self, x):
+        """The class (N,) with the largest score."""
         return self.decision_function(x).argmax(axis=1)
+
+    def score(self, x, y):
+        """Accuracy on (x, y)."""
+        return float((self.predict(x) == np.asarray(y)).mean())
+
+
+class KNeighborsClassifier:
+    """k-nearest-neighbour classification of feature vectors (a majority vote of the k closest).
+
+    ``fit`` only stores the training features (standardized with their mean and standard deviation
+    when ``standardize``); ``predict`` computes the distances of every query to every stored
+    vector, in blocks of ``batch_size`` queries, as
+
+        ||q - x||^2 = ||q||^2 - 2 q . x + ||x||^2          (metric="euclidean")
+        1 - q . x / (||q|| ||x||)                           (metric="cosine")
+
+    and returns the most frequent label among the k nearest. Ties between labels go to the label
+    whose members are nearest (the smallest summed rank), so k=1 is the plain nearest neighbour.
+    """
+
+    def __init__(self, k=5, metric="euclidean", standardize=True, batch_size=1024):
+        if int(k) != k or k < 1:
+            raise ValueError(f"KNeighborsClassifier: k must be a positive integer, got {k!r}")
+        if metric not in ("euclidean", "cosine"):
+            raise ValueError(f"KNeighborsClassifier: metric must be 'euclidean' or 'cosine', got {metric!r}")
+        self.k, self.metric, self.standardize, self.batch_size = int(k), metric, bool(standardize), int(batch_size)
+        self.features = self.labels = self.mean = self.std = None
+
+    def _prepare(self, x):
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        if self.standardize:
+            x = (x - self.mean) / self.std
+        if self.metric == "cosine":
+            x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
+        return x
+
+    def fit(self, x, y):
+        """Store the training features x (N, ...) and labels y (N,); returns self."""
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        y = np.asarray(y)
+        if len(x) != len(y):
+            raise ValueError(f"KNeighborsClassifier.fit: {len(x)} feature vectors but {len(y)} labels")
+        if len(x) < self.k:
+            raise ValueError(f"KNeighborsClassifier.fit: k={self.k} needs at least k training vectors, got {len(x)}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("KNeighborsClassifier.fit: the features contain NaN or infinite values")
+        self.mean, self.std = x.mean(axis=0), x.std(axis=0) + 1e-8
+        self.classes, self.labels = np.unique(y, return_inverse=True)
+        self.features = self._prepare(x)
+        self.sq_norms = (self.features ** 2).sum(axis=1)
+        return self
+
+    def kneighbors(self, x):
+        """(distances (M, k), indices (M, k)) of the k stored vectors nearest to each query, nearest first."""
+        if self.features is None:
+            raise RuntimeError("KNeighborsClassifier: call fit before predict")
+        n_features = int(np.prod(np.shape(x)[1:]))
+        if n_features != self.features.shape[1]:
+            raise ValueError(f"KNeighborsClassifier: queries have {n_features} features, the fitted data "
+                             f"{self.features.shape[1]}")
+        q = self._prepare(x)
+        dists, idx = [], []
+        for start in range(0, len(q), self.batch_size):
+            block = q[start:start + self.batch_size]
+            if self.metric == "euclidean":
+                d = (block ** 2).sum(axis=1)[:, None] - 2.0 * block @ self.features.T + self.sq_norms[None, :]
+                d = np.maximum(d, 0.0)
+            else:
+                d = 1.0 - block @ self.features.T
+            near = np.argpartition(d, self.k - 1, axis=1)[:, :self.k]
+            rows = np.arange(len(block))[:, None]
+            order = np.argsort(d[rows, near], axis=1, kind="stable")
+            idx.append(near[rows, order])
+            dists.append(d[rows, idx[-1]])
+        dists = np.concatenate(dists)
+        return (np.sqrt(dists) if self.metric == "euclidean" else dists), np.concatenate(idx)
+
+    def predict(self, x):
+        """The majority label (N,) of the k nearest training vectors of each query."""
+        _, idx = self.kneighbors(x)
+        votes = self.labels[idx]                                  # (M, k) class indices, nearest first
+        n_classes = len(self.classes)
+        counts = np.zeros((len(votes), n_classes))
+        ranks = np.zeros((len(votes), n_classes))
+        rows = np.arange(len(votes))
+        for j in range(self.k):
+            counts[rows, votes[:, j]] += 1
+            ranks[rows, votes[:, j]] += j
+        # The most votes wins; among equal counts the smaller summed rank (nearer members).
+        score = counts * (self.k * self.k + 1) - ranks
+        score[counts == 0] = -np.inf
+        return self.classes[score.argmax(axis=1)]
 
     def score(self, x, y):
         """Accuracy on (x, y)."""

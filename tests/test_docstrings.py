@@ -26,7 +26,7 @@ The rules:
 
 A failure lists every missing docstring, one per line as ``file:line  qualified.name (kind)``,
 grouped by file, so each owner finds theirs at a glance. ``python tests/test_docstrings.py``
-prints the list (also while the test is marked xfail; or ``pytest --runxfail``).
+prints the list.
 """
 
 import importlib
@@ -167,8 +167,6 @@ def format_missing(missing):
     return "\n".join(lines)
 
 
-# The lead removes this xfail once every helper's docstrings are merged (see the docs report).
-@pytest.mark.xfail(strict=False, reason="other owners' docstrings land in their branches; strict after the merge")
 def test_every_public_name_has_a_docstring():
     missing = missing_docstrings()
     if missing:

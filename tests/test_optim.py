@@ -217,6 +217,16 @@ def test_zero_grad_sets_none():
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_zero_grad_set_to_none_false_keeps_zeroed_arrays():
+    model = nn.Linear(3, 2)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    model.weight.grad = np.ones_like(model.weight.data)
+    opt.zero_grad(set_to_none=False)
+    assert model.weight.grad.shape == (2, 3) and not model.weight.grad.any() and model.bias.grad is None
+    opt.zero_grad(set_to_none=True)
+    assert model.weight.grad is None
+
+
 def test_an_optimizer_trains_a_linear_model():
     """Linear regression to a known weight: the loss must fall by orders of magnitude."""
     rng = np.random.default_rng(0)

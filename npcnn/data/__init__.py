@@ -26,4 +26,5 @@ from .download import ChecksumError, DatasetNotFoundError, cache_dir
 from .idx import CorruptFileError, read_idx
 from .loader import DataLoader
 from .synthetic import SHAPE_CLASSES, SIGNAL_CLASSES, shapes, signals
+from .synthetic_digits import synthetic_digits
 from .synthetic_text import marker_order

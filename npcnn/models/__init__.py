@@ -29,6 +29,10 @@ checked by ``tests/test_models_docs.py``; where Keras ships the same architectur
 count differs (see :mod:`npcnn.models.counting`).
 """
 
+from __future__ import annotations
+
+from typing import Any, Callable
+
 from .alexnet import AlexNet, AlexNetOriginal, ZFNet, alexnet, alexnet_original, zfnet
 from .counting import batchnorm_channels, biasless_conv_channels, keras_parameter_count
 from .densenet import DenseLayer, DenseNet, densenet121, densenet169, densenet201, dense_block, transition
@@ -37,6 +41,7 @@ from .googlenet import BasicConv2d, GoogLeNet, Inception, googlenet
 from .lenet import LeNet5, lenet5
 from .mlp import mlp
 from .mobilenet import InvertedResidual, MobileNetV2, mobilenet_v2
+from ..nn.module import Module
 from ..nn.summary import LayerProfile, Profile, layer_macs, profile, summary
 from .resnet import (
     BasicBlock,
@@ -64,7 +69,7 @@ from .senet import SEBottleneck, se_resnet50
 from .vgg import VGG, vgg11, vgg13, vgg16, vgg19
 
 # name -> constructor; every one accepts keyword arguments such as num_classes and in_channels
-MODELS = {
+MODELS: dict[str, Callable[..., Module]] = {
     "lenet5": lenet5,
     "alexnet": alexnet,
     "alexnet_original": alexnet_original,
@@ -104,19 +109,19 @@ INPUT_SHAPES.update({"lenet5": (1, 32, 32), "fcn_tiny": (3, 64, 64), "alexnet_or
 INPUT_SHAPES.update({f"{kind}{depth}": (3, 32, 32) for kind in ("resnet", "plain") for depth in (20, 32, 44, 56, 110)})
 
 
-def list_models():
+def list_models() -> list[str]:
     """The names ``get_model`` accepts, sorted."""
     return sorted(MODELS)
 
 
-def get_model(name, **kwargs):
+def get_model(name: str, **kwargs: Any) -> Any:
     """Build the model called ``name`` (see ``list_models()``), passing ``kwargs`` on."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(list_models())}")
     return MODELS[name](**kwargs)
 
 
-def input_shape(name):
+def input_shape(name: str) -> tuple[int, ...]:
     """The native input shape (C, H, W) of the model called ``name``."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(list_models())}")

@@ -19,6 +19,8 @@ zfnet(): the paper's Fig. 3 on 224x224x3 inputs, with local response normalizati
 (ceil_mode pooling gives the paper's 55 and 13 from 110 and 26.)
 """
 
+from __future__ import annotations
+
 from collections import OrderedDict
 
 from .. import nn
@@ -27,7 +29,7 @@ from .. import nn
 class AlexNet(nn.Sequential):
     """5 convolutions (11x11/4, 5x5, 3x3 x3) with max pools, adaptive pool to 6x6, 3 fc layers."""
 
-    def __init__(self, num_classes=1000, in_channels=3, dropout=0.5):
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> None:
         super().__init__(OrderedDict([
             ("features", nn.Sequential(
                 nn.Conv2d(in_channels, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(),
@@ -75,7 +77,7 @@ class AlexNetOriginal(nn.Sequential):
     Initialization is npcnn's default (PyTorch's), not the paper's N(0, 0.01) with biases of 1.
     """
 
-    def __init__(self, num_classes=1000, in_channels=3, dropout=0.5):
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> None:
         def normalize():
             return nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
 
@@ -102,7 +104,7 @@ class AlexNetOriginal(nn.Sequential):
 class ZFNet(nn.Sequential):
     """Zeiler & Fergus Fig. 3: AlexNet with a 7x7/2 first layer and a 5x5/2 second layer."""
 
-    def __init__(self, num_classes=1000, in_channels=3, dropout=0.5):
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> None:
         def normalize():
             return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)
 
@@ -126,7 +128,7 @@ class ZFNet(nn.Sequential):
         ]))
 
 
-def alexnet(num_classes=1000, in_channels=3, dropout=0.5):
+def alexnet(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> nn.Module:
     """AlexNet, torchvision's single-tower variant (Krizhevsky, "One weird trick for parallelizing
     convolutional neural networks", 2014) of Krizhevsky, Sutskever & Hinton, "ImageNet
     Classification with Deep Convolutional Neural Networks", 2012; torchvision's layout and keys.
@@ -148,7 +150,7 @@ def alexnet(num_classes=1000, in_channels=3, dropout=0.5):
     return AlexNet(num_classes, in_channels, dropout)
 
 
-def alexnet_original(num_classes=1000, in_channels=3, dropout=0.5):
+def alexnet_original(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> nn.Module:
     """AlexNet as published (Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep
     Convolutional Neural Networks", NIPS 2012, Fig. 2): 96 first-layer filters, local response
     normalization, the two GPUs as two-group convolutions (see :class:`AlexNetOriginal`).
@@ -169,7 +171,7 @@ def alexnet_original(num_classes=1000, in_channels=3, dropout=0.5):
     return AlexNetOriginal(num_classes, in_channels, dropout)
 
 
-def zfnet(num_classes=1000, in_channels=3, dropout=0.5):
+def zfnet(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> nn.Module:
     """ZFNet (Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", 2013;
     Fig. 3): AlexNet with a 7x7/2 first layer and a 5x5/2 second layer, on 224x224 inputs.
 

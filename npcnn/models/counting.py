@@ -12,23 +12,25 @@ BatchNorm, so their number equals the BatchNorm channels. Hence, for example,
 Each model constructor's docstring gives its Keras twin's count and the difference.
 """
 
+from __future__ import annotations
+
 from .. import nn
 from ..nn.norm import _BatchNorm
 
 
-def batchnorm_channels(model):
+def batchnorm_channels(model: nn.Module) -> int:
     """The number of BatchNorm channels in ``model`` (sum of ``num_features`` over its BatchNorm
     layers): each has 2 parameters (weight, bias) and 2 moving statistics per channel."""
     return sum(m.num_features for m in model.modules() if isinstance(m, _BatchNorm))
 
 
-def biasless_conv_channels(model):
+def biasless_conv_channels(model: nn.Module) -> int:
     """Output channels of the convolutions without a bias: the biases Keras's ResNet v1 adds."""
     return sum(int(m.weight.shape[0]) for m in model.modules()
                if isinstance(m, (nn.Conv1d, nn.Conv2d)) and m.bias is None)
 
 
-def keras_parameter_count(model, conv_biases=False):
+def keras_parameter_count(model: nn.Module, conv_biases: bool = False) -> int:
     """What Keras's ``model.summary()`` reports as "Total params" for the same architecture.
 
     Args:

@@ -10,7 +10,10 @@ torchvision's layout and keys: ``features.conv0``, ``features.denseblock1.densel
 densenet121 / 169 / 201: blocks (6, 12, 24, 16) / (6, 12, 32, 32) / (6, 12, 48, 32), k = 32.
 """
 
+from __future__ import annotations
+
 from collections import OrderedDict
+from typing import Sequence
 
 from .. import backend, nn
 from ._util import backward_chain
@@ -24,7 +27,7 @@ class DenseLayer(nn.Module):
     Backward: dL/dx = dout[:, :C] + H.backward(dout[:, C:])  (x reaches the output twice).
     """
 
-    def __init__(self, num_input_features, growth_rate, bn_size):
+    def __init__(self, num_input_features: int, growth_rate: int, bn_size: int) -> None:
         super().__init__()
         self.norm1 = nn.BatchNorm2d(num_input_features)
         self.relu1 = nn.ReLU()
@@ -45,7 +48,7 @@ class DenseLayer(nn.Module):
         return dout[:, :c] + d
 
 
-def dense_block(num_layers, num_input_features, bn_size, growth_rate):
+def dense_block(num_layers: int, num_input_features: int, bn_size: int, growth_rate: int) -> nn.Sequential:
     """``num_layers`` dense layers in a row (keys denselayer1, denselayer2, ...): channels grow
     from ``num_input_features`` to num_input_features + num_layers * growth_rate."""
     return nn.Sequential(OrderedDict(
@@ -53,7 +56,7 @@ def dense_block(num_layers, num_input_features, bn_size, growth_rate):
         for i in range(num_layers)))
 
 
-def transition(num_input_features, num_output_features):
+def transition(num_input_features: int, num_output_features: int) -> nn.Sequential:
     """BN-ReLU-Conv1x1 (halve the channels) - 2x2 average pool (halve the resolution)."""
     return nn.Sequential(OrderedDict([
         ("norm", nn.BatchNorm2d(num_input_features)),
@@ -78,8 +81,8 @@ class DenseNet(nn.Sequential):
         in_channels (int, default 3): input channels.
     """
 
-    def __init__(self, growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64, bn_size=4,
-                 num_classes=1000, in_channels=3):
+    def __init__(self, growth_rate: int = 32, block_config: Sequence[int] = (6, 12, 24, 16),
+                 num_init_features: int = 64, bn_size: int = 4, num_classes: int = 1000, in_channels: int = 3) -> None:
         features = OrderedDict([
             ("conv0", nn.Conv2d(in_channels, num_init_features, kernel_size=7, stride=2, padding=3, bias=False)),
             ("norm0", nn.BatchNorm2d(num_init_features)),
@@ -107,7 +110,7 @@ class DenseNet(nn.Sequential):
         nn.init.zeros_(self.classifier.bias)
 
 
-def densenet121(num_classes=1000, in_channels=3):
+def densenet121(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     """DenseNet-121 (Huang, Liu, van der Maaten & Weinberger, "Densely Connected Convolutional
     Networks", 2017), the DenseNet-BC of the paper's Table 1 in torchvision's layout and keys.
 
@@ -125,7 +128,7 @@ def densenet121(num_classes=1000, in_channels=3):
     return DenseNet(32, (6, 12, 24, 16), 64, num_classes=num_classes, in_channels=in_channels)
 
 
-def densenet169(num_classes=1000, in_channels=3):
+def densenet169(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     """DenseNet-169 (Huang, Liu, van der Maaten & Weinberger, "Densely Connected Convolutional
     Networks", 2017), the DenseNet-BC of the paper's Table 1 in torchvision's layout and keys.
 
@@ -143,7 +146,7 @@ def densenet169(num_classes=1000, in_channels=3):
     return DenseNet(32, (6, 12, 32, 32), 64, num_classes=num_classes, in_channels=in_channels)
 
 
-def densenet201(num_classes=1000, in_channels=3):
+def densenet201(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     """DenseNet-201 (Huang, Liu, van der Maaten & Weinberger, "Densely Connected Convolutional
     Networks", 2017), the DenseNet-BC of the paper's Table 1 in torchvision's layout and keys.
 

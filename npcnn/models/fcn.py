@@ -21,7 +21,10 @@ Semantic Segmentation", 2015).
    for 64x64 inputs with padding chosen so every map aligns exactly (offsets 0).
 """
 
+from __future__ import annotations
+
 import copy
+from typing import Any, Sequence
 
 from .. import backend, nn
 from ..grad_mode import no_grad
@@ -51,7 +54,7 @@ def _conv_like(linear, map_shape):
     return conv
 
 
-def convolutionize(model, input_shape):
+def convolutionize(model: nn.Module, input_shape: Sequence[int]) -> nn.Module:
     """A copy of ``model`` (a Sequential, possibly nested) with its Linear layers as convolutions.
 
     ``input_shape`` is the training input without the batch dimension, e.g. (3, 224, 224):
@@ -77,7 +80,7 @@ def convolutionize(model, input_shape):
     return nn.Sequential(*convolutionize_layers(layers, flat_shape)).train(model.training)
 
 
-def convolutionize_layers(layers, map_shape):
+def convolutionize_layers(layers: Sequence[nn.Module], map_shape: Sequence[int]) -> list[nn.Module]:
     """``layers`` with the Flatten and adaptive pools dropped and Linears made convolutions:
     the first reads the whole flattened ``map_shape`` (C, H, W), the others are 1x1. Layers
     between the Linears must be element-wise (activations, dropout)."""
@@ -93,7 +96,7 @@ def convolutionize_layers(layers, map_shape):
     return converted
 
 
-def bilinear_kernel_(weight):
+def bilinear_kernel_(weight: Any) -> Any:
     """Fill a ConvTranspose2d weight (C, C, k, k) with per-channel bilinear upsampling (paper 3.3)."""
     xp = backend.get_array_module(weight.data)
     channels, _, k, _ = weight.shape
@@ -133,7 +136,7 @@ class SkipFusion(nn.Module):
     Backward: dcoarse = upscore.backward(dout); dskip = score.backward(dout placed at offset in zeros).
     """
 
-    def __init__(self, skip_channels, num_classes, offset=0, padding=0):
+    def __init__(self, skip_channels: int, num_classes: int, offset: int = 0, padding: int = 0) -> None:
         super().__init__()
         self.upscore = nn.ConvTranspose2d(num_classes, num_classes, 4, stride=2, padding=padding, bias=False)
         bilinear_kernel_(self.upscore.weight)
@@ -168,8 +171,8 @@ class FCN8s(nn.Module):
     next stage and from their skip) that add.
     """
 
-    def __init__(self, features3, features4, features5, channels, num_classes, offsets=(5, 9, 31),
-                 paddings=(0, 0, 0)):
+    def __init__(self, features3: nn.Module, features4: nn.Module, features5: nn.Module, channels: Sequence[int],
+                 num_classes: int, offsets: Sequence[int] = (5, 9, 31), paddings: Sequence[int] = (0, 0, 0)) -> None:
         super().__init__()
         c3, c4, c5 = channels
         self.features3, self.features4, self.features5 = features3, features4, features5
@@ -215,7 +218,7 @@ def _split_after_pools(layers, pools):
     return parts
 
 
-def fcn8s(backbone="vgg16", num_classes=21, in_channels=3):
+def fcn8s(backbone: str = "vgg16", num_classes: int = 21, in_channels: int = 3) -> nn.Module:
     """FCN-8s (Long, Shelhamer & Darrell, "Fully Convolutional Networks for Semantic Segmentation",
     2015) on a VGG16 backbone: ``"vgg16"`` (a fresh one) or a trained ``VGG`` classifier, whose
     features and fc6/fc7 are reused as convolutions (fc8 is replaced by the num_classes scoring
@@ -249,7 +252,7 @@ def fcn8s(backbone="vgg16", num_classes=21, in_channels=3):
     return FCN8s(features3, features4, features5, (256, 512, 4096), num_classes)
 
 
-def fcn_tiny(num_classes=2, in_channels=3, width=8):
+def fcn_tiny(num_classes: int = 2, in_channels: int = 3, width: int = 8) -> nn.Module:
     """A small FCN-8s for 64x64 inputs (the design of Long, Shelhamer & Darrell, 2015, at a size
     that trains in seconds; not from a paper).
 

@@ -38,7 +38,10 @@ The paper budgets "1.5 billion multiply-adds at inference time"; npcnn's counts 
 :func:`googlenet`.
 """
 
+from __future__ import annotations
+
 from collections import OrderedDict
+from typing import Any
 
 from .. import backend, nn
 
@@ -49,7 +52,7 @@ class BasicConv2d(nn.Sequential):
     ``conv_kwargs`` (kernel_size, stride, padding ...) go to the Conv2d.
     """
 
-    def __init__(self, in_channels, out_channels, **conv_kwargs):
+    def __init__(self, in_channels: int, out_channels: int, **conv_kwargs: Any) -> None:
         super().__init__(OrderedDict([
             ("conv", nn.Conv2d(in_channels, out_channels, bias=False, **conv_kwargs)),
             ("bn", nn.BatchNorm2d(out_channels, eps=0.001)),
@@ -74,7 +77,8 @@ class Inception(nn.Module):
             (padding kernel5 // 2 keeps H, W).
     """
 
-    def __init__(self, in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj, kernel5=3):
+    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int,
+                 pool_proj: int, kernel5: int = 3) -> None:
         super().__init__()
         self.branch1 = BasicConv2d(in_channels, ch1x1, kernel_size=1)
         self.branch2 = nn.Sequential(BasicConv2d(in_channels, ch3x3red, kernel_size=1),
@@ -120,7 +124,7 @@ class GoogLeNet(nn.Sequential):
     Arguments as :func:`googlenet`.
     """
 
-    def __init__(self, num_classes=1000, in_channels=3, dropout=0.2, kernel5=3):
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.2, kernel5: int = 3) -> None:
         def inception(name):
             return (name, Inception(*INCEPTION_CONFIG[name], kernel5=kernel5))
 
@@ -143,7 +147,7 @@ class GoogLeNet(nn.Sequential):
         ]))
 
 
-def googlenet(num_classes=1000, in_channels=3, dropout=0.2, kernel5=3):
+def googlenet(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.2, kernel5: int = 3) -> nn.Module:
     """GoogLeNet (Szegedy et al., "Going Deeper with Convolutions", 2014), torchvision's layout:
     see the module docstring for the Inception arithmetic and every deviation from the paper.
 

@@ -9,6 +9,8 @@ S2's maps (the paper's sparse table and RBF output are dropped): 61,706 paramete
 MNIST's 28x28 digits go in with ``padding=2`` on C1, which gives the paper's 32x32 field.
 """
 
+from __future__ import annotations
+
 from collections import OrderedDict
 
 from .. import nn
@@ -21,7 +23,7 @@ class LeNet5(nn.Sequential):
     Arguments as :func:`lenet5`.
     """
 
-    def __init__(self, num_classes=10, in_channels=1, padding=0):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, padding: int = 0) -> None:
         super().__init__(OrderedDict([
             ("c1", nn.Conv2d(in_channels, 6, kernel_size=5, padding=padding)), ("tanh1", nn.Tanh()),
             ("s2", nn.AvgPool2d(kernel_size=2, stride=2)),
@@ -34,7 +36,7 @@ class LeNet5(nn.Sequential):
         ]))
 
 
-def lenet5(num_classes=10, in_channels=1, padding=0):
+def lenet5(num_classes: int = 10, in_channels: int = 1, padding: int = 0) -> nn.Module:
     """LeNet-5 (LeCun, Bottou, Bengio & Haffner, "Gradient-Based Learning Applied to Document
     Recognition", 1998) for 32x32 inputs, or 28x28 ones with ``padding=2``.
 

@@ -4,13 +4,17 @@
 Linear(3, 1), with sum over layers of (inputs + 1) * outputs = 9 + 12 + 4 = 25 parameters.
 """
 
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
 from .. import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU,
                "elu": nn.ELU, "gelu": nn.GELU}
 
 
-def mlp(sizes, activation="relu", output_activation=None):
+def mlp(sizes: Sequence[int], activation: str = "relu", output_activation: Optional[str] = None) -> nn.Module:
     """Sequential of Linear(sizes[i], sizes[i + 1]) with ``activation`` after each but the last.
 
     ``activation`` / ``output_activation``: a name from ACTIVATIONS or a Module class (or None).

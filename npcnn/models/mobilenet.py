@@ -9,6 +9,8 @@ torchvision's layout and keys (``features.0.0`` conv, ``features.0.1`` BN,
 ``features.2.conv.0.0`` ..., ``classifier.1``): 3,504,872 parameters for 1000 classes.
 """
 
+from __future__ import annotations
+
 from collections import OrderedDict
 
 from .. import nn
@@ -25,7 +27,8 @@ INVERTED_RESIDUAL_SETTING = [
 ]
 
 
-def conv_bn_relu6(in_channels, out_channels, kernel_size=3, stride=1, groups=1):
+def conv_bn_relu6(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                  groups: int = 1) -> nn.Sequential:
     """torchvision's Conv2dNormActivation: conv (no bias, "same" padding) - BN - ReLU6, keys 0, 1.
 
     ``groups=in_channels`` makes the conv depthwise (one filter per channel).
@@ -47,11 +50,11 @@ class InvertedResidual(nn.Module):
     Backward: dL/dx = conv.backward(dout) (+ dout with the residual connection).
     """
 
-    def __init__(self, inp, oup, stride, expand_ratio):
+    def __init__(self, inp: int, oup: int, stride: int, expand_ratio: int) -> None:
         super().__init__()
         hidden = int(round(inp * expand_ratio))
         self.use_res_connect = stride == 1 and inp == oup
-        layers = [conv_bn_relu6(inp, hidden, kernel_size=1)] if expand_ratio != 1 else []
+        layers: list[nn.Module] = [conv_bn_relu6(inp, hidden, kernel_size=1)] if expand_ratio != 1 else []
         layers += [conv_bn_relu6(hidden, hidden, stride=stride, groups=hidden),
                    nn.Conv2d(hidden, oup, 1, bias=False),
                    nn.BatchNorm2d(oup)]
@@ -70,7 +73,7 @@ class InvertedResidual(nn.Module):
         return f"{self.inp}, {self.oup}, stride={self.stride}"
 
 
-def make_divisible(v, divisor=8):
+def make_divisible(v: float, divisor: int = 8) -> int:
     """Round ``v`` to the nearest multiple of ``divisor``, never below 90% of ``v`` (torchvision)."""
     new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
     return new_v + divisor if new_v < 0.9 * v else new_v
@@ -84,10 +87,11 @@ class MobileNetV2(nn.Sequential):
     Arguments as :func:`mobilenet_v2`.
     """
 
-    def __init__(self, num_classes=1000, in_channels=3, width_mult=1.0, dropout=0.2):
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0,
+                 dropout: float = 0.2) -> None:
         channels = make_divisible(32 * width_mult)
         last_channel = make_divisible(1280 * max(1.0, width_mult))
-        features = [conv_bn_relu6(in_channels, channels, stride=2)]
+        features: list[nn.Module] = [conv_bn_relu6(in_channels, channels, stride=2)]
         for t, c, n, s in INVERTED_RESIDUAL_SETTING:
             out_channels = make_divisible(c * width_mult)
             for i in range(n):
@@ -108,7 +112,8 @@ class MobileNetV2(nn.Sequential):
                 nn.init.zeros_(module.bias)
 
 
-def mobilenet_v2(num_classes=1000, in_channels=3, width_mult=1.0, dropout=0.2):
+def mobilenet_v2(num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0,
+                 dropout: float = 0.2) -> nn.Module:
     """MobileNetV2 (Sandler, Howard, Zhu, Zhmoginov & Chen, "MobileNetV2: Inverted Residuals and
     Linear Bottlenecks", 2018), torchvision's layout and keys.
 

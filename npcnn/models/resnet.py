@@ -28,19 +28,22 @@ Option A shortcuts carry no parameters: subsample by 2 and zero-pad the new chan
 The plain nets are the same stacks with the shortcut removed (paper Fig. 6, left).
 """
 
+from __future__ import annotations
+
 from collections import OrderedDict
+from typing import Any, Optional, Sequence
 
 from .. import backend, nn
 from ..nn.validation import check_ndim, check_size
 from ._util import backward_chain
 
 
-def conv3x3(in_planes, out_planes, stride=1):
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     """A 3x3 convolution with padding 1 and no bias (BatchNorm follows), ``stride`` 1 or 2."""
     return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
 
 
-def conv1x1(in_planes, out_planes, stride=1):
+def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     """A 1x1 convolution with no bias: changes the channels (and with ``stride`` subsamples)."""
     return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
 
@@ -54,7 +57,7 @@ class ShortcutA(nn.Module):
     Gradient: dL/dx[:, :, ::stride, ::stride] = dout[:, front:front + C_in], zero elsewhere.
     """
 
-    def __init__(self, in_channels, out_channels, stride=2):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 2) -> None:
         super().__init__()
         if out_channels < in_channels:
             raise ValueError(f"ShortcutA: out_channels ({out_channels}) must be >= in_channels ({in_channels})")
@@ -92,7 +95,8 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None, residual=True):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None,
+                 residual: bool = True) -> None:
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -128,7 +132,7 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None) -> None:
         super().__init__()
         width = planes
         self.conv1 = conv1x1(inplanes, width)
@@ -139,7 +143,7 @@ class Bottleneck(nn.Module):
         self.relu2 = nn.ReLU()
         self.conv3 = conv1x1(width, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.se = None
+        self.se: Optional[nn.Module] = None
         self.relu3 = nn.ReLU()
         self.downsample = downsample
         self.stride = stride
@@ -175,7 +179,7 @@ class ResNet(nn.Sequential):
         in_channels (int, default 3): input channels.
     """
 
-    def __init__(self, block, layers, num_classes=1000, in_channels=3):
+    def __init__(self, block: Any, layers: Sequence[int], num_classes: int = 1000, in_channels: int = 3) -> None:
         stages, inplanes = [], 64
         for planes, blocks, stride in zip((64, 128, 256, 512), layers, (1, 2, 2, 2)):
             stage, inplanes = make_stage(block, inplanes, planes, blocks, stride)
@@ -193,7 +197,7 @@ class ResNet(nn.Sequential):
         init_convs_kaiming(self)
 
 
-def make_stage(block, inplanes, planes, blocks, stride):
+def make_stage(block: Any, inplanes: int, planes: int, blocks: int, stride: int) -> tuple[nn.Sequential, int]:
     """One stage (``layerK``): ``blocks`` blocks, the first with ``stride`` and a projection
     shortcut (1x1 conv + BN) where the shape changes. Returns (stage, its output channels)."""
     downsample = None
@@ -205,7 +209,7 @@ def make_stage(block, inplanes, planes, blocks, stride):
     return nn.Sequential(*stage), planes * block.expansion
 
 
-def init_convs_kaiming(model):
+def init_convs_kaiming(model: nn.Module) -> None:
     """torchvision's ResNet init: conv weights ~ N(0, 2 / fan_out); BatchNorm weight 1, bias 0
     (already BatchNorm's default)."""
     for module in model.modules():
@@ -213,7 +217,7 @@ def init_convs_kaiming(model):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
 
-def resnet18(num_classes=1000, in_channels=3):
+def resnet18(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     """ResNet-18 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", 2015),
     torchvision's layout and state_dict keys.
 
@@ -229,7 +233,7 @@ def resnet18(num_classes=1000, in_channels=3):
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels)
 
 
-def resnet34(num_classes=1000, in_channels=3):
+def resnet34(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     """ResNet-34 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", 2015),
     torchvision's layout and state_dict keys; the lecture's plain-34 vs ResNet-34 comparison.
 
@@ -245,7 +249,7 @@ def resnet34(num_classes=1000, in_channels=3):
     return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels)
 
 
-def resnet50(num_classes=1000, in_channels=3):
+def resnet50(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     """ResNet-50 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", 2015),
     torchvision's layout ("v1.5") and state_dict keys.
 
@@ -264,7 +268,7 @@ def resnet50(num_classes=1000, in_channels=3):
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels)
 
 
-def resnet101(num_classes=1000, in_channels=3):
+def resnet101(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     """ResNet-101 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", 2015),
     torchvision's layout ("v1.5") and state_dict keys.
 
@@ -280,7 +284,7 @@ def resnet101(num_classes=1000, in_channels=3):
     return ResNet(Bottleneck, [3, 4, 23, 3], num_classes, in_channels)
 
 
-def resnet152(num_classes=1000, in_channels=3):
+def resnet152(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     """ResNet-152 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", 2015),
     torchvision's layout ("v1.5") and state_dict keys.
 
@@ -313,7 +317,8 @@ class CifarResNet(nn.Sequential):
         residual (bool, default True): False drops every shortcut (the paper's plain nets).
     """
 
-    def __init__(self, depth, num_classes=10, in_channels=3, width=16, residual=True):
+    def __init__(self, depth: int, num_classes: int = 10, in_channels: int = 3, width: int = 16,
+                 residual: bool = True) -> None:
         if (depth - 2) % 6 != 0:
             raise ValueError(f"CifarResNet: depth must be 6n + 2 (20, 32, 44, 56, 110), got {depth}")
         n = (depth - 2) // 6
@@ -339,7 +344,7 @@ class CifarResNet(nn.Sequential):
         init_convs_kaiming(self)
 
 
-def resnet20(num_classes=10, in_channels=3, width=16):
+def resnet20(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> nn.Module:
     """ResNet-20 for CIFAR-10 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image
     Recognition", 2015, section 4.2; depth 6n + 2 with n = 3).
 
@@ -355,7 +360,7 @@ def resnet20(num_classes=10, in_channels=3, width=16):
     return CifarResNet(20, num_classes, in_channels, width)
 
 
-def resnet32(num_classes=10, in_channels=3, width=16):
+def resnet32(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> nn.Module:
     """ResNet-32 for CIFAR-10 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image
     Recognition", 2015, section 4.2; depth 6n + 2 with n = 5).
 
@@ -371,7 +376,7 @@ def resnet32(num_classes=10, in_channels=3, width=16):
     return CifarResNet(32, num_classes, in_channels, width)
 
 
-def resnet44(num_classes=10, in_channels=3, width=16):
+def resnet44(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> nn.Module:
     """ResNet-44 for CIFAR-10 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image
     Recognition", 2015, section 4.2; depth 6n + 2 with n = 7).
 
@@ -387,7 +392,7 @@ def resnet44(num_classes=10, in_channels=3, width=16):
     return CifarResNet(44, num_classes, in_channels, width)
 
 
-def resnet56(num_classes=10, in_channels=3, width=16):
+def resnet56(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> nn.Module:
     """ResNet-56 for CIFAR-10 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image
     Recognition", 2015, section 4.2; depth 6n + 2 with n = 9).
 
@@ -403,7 +408,7 @@ def resnet56(num_classes=10, in_channels=3, width=16):
     return CifarResNet(56, num_classes, in_channels, width)
 
 
-def resnet110(num_classes=10, in_channels=3, width=16):
+def resnet110(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> nn.Module:
     """ResNet-110 for CIFAR-10 (He, Zhang, Ren & Sun, "Deep Residual Learning for Image
     Recognition", 2015, section 4.2; depth 6n + 2 with n = 18).
 
@@ -419,7 +424,7 @@ def resnet110(num_classes=10, in_channels=3, width=16):
     return CifarResNet(110, num_classes, in_channels, width)
 
 
-def plain20(num_classes=10, in_channels=3, width=16):
+def plain20(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> nn.Module:
     """Plain-20 for CIFAR-10 (He, Zhang, Ren & Sun, 2015, section 4.2 and Fig. 6): ResNet-20
     with every shortcut removed, the net whose training error rises with depth.
 
@@ -435,7 +440,7 @@ def plain20(num_classes=10, in_channels=3, width=16):
     return CifarResNet(20, num_classes, in_channels, width, residual=False)
 
 
-def plain32(num_classes=10, in_channels=3, width=16):
+def plain32(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> nn.Module:
     """Plain-32 for CIFAR-10 (He, Zhang, Ren & Sun, 2015, section 4.2 and Fig. 6): ResNet-32
     with every shortcut removed, the net whose training error rises with depth.
 
@@ -451,7 +456,7 @@ def plain32(num_classes=10, in_channels=3, width=16):
     return CifarResNet(32, num_classes, in_channels, width, residual=False)
 
 
-def plain44(num_classes=10, in_channels=3, width=16):
+def plain44(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> nn.Module:
     """Plain-44 for CIFAR-10 (He, Zhang, Ren & Sun, 2015, section 4.2 and Fig. 6): ResNet-44
     with every shortcut removed, the net whose training error rises with depth.
 
@@ -467,7 +472,7 @@ def plain44(num_classes=10, in_channels=3, width=16):
     return CifarResNet(44, num_classes, in_channels, width, residual=False)
 
 
-def plain56(num_classes=10, in_channels=3, width=16):
+def plain56(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> nn.Module:
     """Plain-56 for CIFAR-10 (He, Zhang, Ren & Sun, 2015, section 4.2 and Fig. 6): ResNet-56
     with every shortcut removed, the net whose training error rises with depth.
 
@@ -483,7 +488,7 @@ def plain56(num_classes=10, in_channels=3, width=16):
     return CifarResNet(56, num_classes, in_channels, width, residual=False)
 
 
-def plain110(num_classes=10, in_channels=3, width=16):
+def plain110(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> nn.Module:
     """Plain-110 for CIFAR-10 (He, Zhang, Ren & Sun, 2015, section 4.2 and Fig. 6): ResNet-110
     with every shortcut removed, the net whose training error rises with depth.
 

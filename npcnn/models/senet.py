@@ -7,6 +7,10 @@ About 28.1M parameters (paper Table 7: 28.09M); state_dict keys are torchvision 
 ``layerK.B.se.*``.
 """
 
+from __future__ import annotations
+
+from typing import Optional
+
 from .. import nn
 from .resnet import Bottleneck, ResNet
 
@@ -19,12 +23,13 @@ class SEBottleneck(Bottleneck):
     width is 4 planes / reduction.
     """
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None, reduction=16):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None,
+                 reduction: int = 16) -> None:
         super().__init__(inplanes, planes, stride, downsample)
         self.se = nn.SqueezeExcitation(planes * self.expansion, reduction=reduction)
 
 
-def se_resnet50(num_classes=1000, in_channels=3):
+def se_resnet50(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     """SE-ResNet-50 (Hu, Shen & Sun, "Squeeze-and-Excitation Networks", 2017): ResNet-50 with a
     squeeze-excitation block (reduction 16) in every bottleneck.
 

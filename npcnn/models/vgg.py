@@ -13,7 +13,10 @@ vgg*_bn) is not in the paper; torchvision's init (the paper trained A from scrat
 the deeper nets from it). Configuration C (with 1x1 convs) is not provided.
 """
 
+from __future__ import annotations
+
 from collections import OrderedDict
+from typing import Any, Sequence
 
 from .. import nn
 
@@ -27,14 +30,14 @@ CONFIGS = {
 }
 
 
-def make_features(config, in_channels=3, batch_norm=False):
+def make_features(config: Sequence[Any], in_channels: int = 3, batch_norm: bool = False) -> nn.Sequential:
     """The convolutional part: conv3x3 (+ BN) + ReLU per number, MaxPool2d(2) per "M".
 
     ``config`` is a list like ``CONFIGS["D"]``; ``in_channels`` the image's channels;
     ``batch_norm`` puts a BatchNorm2d between each conv and its ReLU (2 parameters and 2
     running statistics per channel; torchvision's vgg*_bn, not in the paper).
     """
-    layers = []
+    layers: list[nn.Module] = []
     for v in config:
         if v == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
@@ -59,7 +62,7 @@ class VGG(nn.Sequential):
         dropout (float, default 0.5): drop probability after fc6 and fc7.
     """
 
-    def __init__(self, features, num_classes=1000, dropout=0.5):
+    def __init__(self, features: nn.Module, num_classes: int = 1000, dropout: float = 0.5) -> None:
         super().__init__(OrderedDict([
             ("features", features),
             ("avgpool", nn.AdaptiveAvgPool2d((7, 7))),
@@ -79,7 +82,7 @@ class VGG(nn.Sequential):
                 nn.init.zeros_(module.bias)
 
 
-def vgg11(num_classes=1000, in_channels=3, batch_norm=False):
+def vgg11(num_classes: int = 1000, in_channels: int = 3, batch_norm: bool = False) -> nn.Module:
     """VGG-11 (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
     Recognition", 2014; configuration A of Table 1), torchvision's layout and keys.
 
@@ -94,7 +97,7 @@ def vgg11(num_classes=1000, in_channels=3, batch_norm=False):
     return VGG(make_features(CONFIGS["A"], in_channels, batch_norm), num_classes)
 
 
-def vgg13(num_classes=1000, in_channels=3, batch_norm=False):
+def vgg13(num_classes: int = 1000, in_channels: int = 3, batch_norm: bool = False) -> nn.Module:
     """VGG-13 (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
     Recognition", 2014; configuration B of Table 1), torchvision's layout and keys.
 
@@ -109,7 +112,7 @@ def vgg13(num_classes=1000, in_channels=3, batch_norm=False):
     return VGG(make_features(CONFIGS["B"], in_channels, batch_norm), num_classes)
 
 
-def vgg16(num_classes=1000, in_channels=3, batch_norm=False):
+def vgg16(num_classes: int = 1000, in_channels: int = 3, batch_norm: bool = False) -> nn.Module:
     """VGG-16 (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
     Recognition", 2014; configuration D of Table 1), torchvision's layout and keys.
 
@@ -125,7 +128,7 @@ def vgg16(num_classes=1000, in_channels=3, batch_norm=False):
     return VGG(make_features(CONFIGS["D"], in_channels, batch_norm), num_classes)
 
 
-def vgg19(num_classes=1000, in_channels=3, batch_norm=False):
+def vgg19(num_classes: int = 1000, in_channels: int = 3, batch_norm: bool = False) -> nn.Module:
     """VGG-19 (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
     Recognition", 2014; configuration E of Table 1), torchvision's layout and keys.
 

@@ -1,6 +1,8 @@
 """Activation layers. Each is element-wise (Softmax/LogSoftmax along ``dim``), keeps the shape,
 and has no parameters; the kernels and their derivatives live in ``npcnn.functional.activation``."""
 
+from __future__ import annotations
+
 from ..functional import activation as F
 from .module import Module
 from .validation import check_float, check_number
@@ -18,7 +20,7 @@ class _InplaceActivation(Module):
     the repr, never acted on (npcnn does not write into inputs: the backward may need them and
     another branch may read them)."""
 
-    def __init__(self, inplace=False):
+    def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = bool(inplace)
 
@@ -67,7 +69,7 @@ class LeakyReLU(_InplaceActivation):
     into its input (the backward needs it, and another branch may read it).
     """
 
-    def __init__(self, negative_slope=0.01, inplace=False):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         super().__init__(inplace)
         self.negative_slope = check_number("LeakyReLU", "negative_slope", negative_slope)
 
@@ -117,7 +119,7 @@ class ELU(_InplaceActivation):
     into its input (the backward needs it, and another branch may read it).
     """
 
-    def __init__(self, alpha=1.0, inplace=False):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__(inplace)
         self.alpha = check_number("ELU", "alpha", alpha)
 
@@ -140,7 +142,7 @@ class GELU(Module):
     ``approximate="tanh"`` uses the tanh approximation of Phi, as PyTorch.
     """
 
-    def __init__(self, approximate="none"):
+    def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         if approximate not in ("none", "tanh"):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")

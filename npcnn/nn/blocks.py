@@ -1,5 +1,7 @@
 """Reusable blocks built from other layers: SqueezeExcitation."""
 
+from __future__ import annotations
+
 from ..functional.pooling import global_avg_pool2d_backward, global_avg_pool2d_forward
 from .activation import ReLU, Sigmoid
 from .linear import Linear
@@ -23,7 +25,7 @@ class SqueezeExcitation(Module):
     (torchvision's version uses 1x1 convolutions for fc1/fc2, the same maps on (N, C, 1, 1).)
     """
 
-    def __init__(self, channels, reduction=16):
+    def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
         self.channels = check_int("SqueezeExcitation", "channels", channels)
         self.reduction = check_int("SqueezeExcitation", "reduction", reduction)

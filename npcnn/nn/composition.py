@@ -4,7 +4,10 @@ A value that feeds several branches receives the SUM of the gradients coming bac
 (the multivariate chain rule). That is all the backward passes here do.
 """
 
+from __future__ import annotations
+
 from collections import OrderedDict
+from typing import Optional
 
 from ..backend import get_array_module
 from .module import Module
@@ -22,7 +25,7 @@ class Residual(Module):
     which carries dout to x unchanged however small dF/dx gets (why deep ResNets still train).
     """
 
-    def __init__(self, body, shortcut=None):
+    def __init__(self, body: Module, shortcut: Optional[Module] = None) -> None:
         super().__init__()
         self.body = body
         self.shortcut = shortcut  # a Module (registered as a child) or None for the identity
@@ -79,7 +82,7 @@ class Concat(Module):
     piece, and x (shared by all branches) receives the sum:  dL/dx = sum_i branch_i.backward(dout_i).
     """
 
-    def __init__(self, *branches, dim=1):
+    def __init__(self, *branches: Module, dim: int = 1) -> None:
         super().__init__()
         if len(branches) == 1 and isinstance(branches[0], (OrderedDict, dict)):
             for name, branch in branches[0].items():

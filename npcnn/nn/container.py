@@ -1,7 +1,10 @@
 """Containers and shape utilities: Sequential, ModuleList, ModuleDict, ParameterList, Identity,
 Flatten, Unflatten, Reshape."""
 
+from __future__ import annotations
+
 from collections import OrderedDict
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -13,17 +16,17 @@ from .validation import check_ndim
 class ModuleList(Module):
     """A list of modules whose parameters are registered (children named "0", "1", ...)."""
 
-    def __init__(self, modules=()):
+    def __init__(self, modules: Iterable[Module] = ()) -> None:
         super().__init__()
         for module in modules:
             self.append(module)
 
-    def append(self, module):
+    def append(self, module: Module) -> ModuleList:
         """Add ``module`` at the end (named by its position)."""
         self.add_module(str(len(self._modules)), module)
         return self
 
-    def extend(self, modules):
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
         """Append each of ``modules``."""
         for module in modules:
             self.append(module)
@@ -46,7 +49,7 @@ class ModuleDict(Module):
     Like ModuleList it has no forward of its own: the owner's forward picks the modules.
     """
 
-    def __init__(self, modules=None):
+    def __init__(self, modules: Optional[Union[Mapping[str, Module], Iterable[tuple[str, Module]]]] = None) -> None:
         super().__init__()
         if modules is not None:
             self.update(modules)
@@ -74,31 +77,31 @@ class ModuleDict(Module):
     def __contains__(self, key):
         return key in self._modules
 
-    def keys(self):
+    def keys(self) -> Any:
         """The names, in insertion order."""
         return self._modules.keys()
 
-    def items(self):
+    def items(self) -> Any:
         """(name, module) pairs, in insertion order."""
         return self._modules.items()
 
-    def values(self):
+    def values(self) -> Any:
         """The modules, in insertion order."""
         return self._modules.values()
 
-    def update(self, modules):
+    def update(self, modules: Union[Mapping[str, Module], Iterable[tuple[str, Module]]]) -> None:
         """Add (or replace) the modules of a mapping or an iterable of (name, module) pairs."""
         pairs = modules.items() if hasattr(modules, "items") else modules
         for key, module in pairs:
             self[key] = module
 
-    def pop(self, key):
+    def pop(self, key: str) -> Module:
         """Remove ``key`` and return its module."""
         module = self[key]
         del self[key]
         return module
 
-    def clear(self):
+    def clear(self) -> None:
         """Remove every module."""
         for key in list(self._modules):
             del self[key]
@@ -108,17 +111,17 @@ class ParameterList(Module):
     """A list of Parameters registered under the names "0", "1", ... (PyTorch's
     ``nn.ParameterList``); arrays are wrapped in a Parameter when added."""
 
-    def __init__(self, values=None):
+    def __init__(self, values: Optional[Iterable[Any]] = None) -> None:
         super().__init__()
         for value in values or ():
             self.append(value)
 
-    def append(self, value):
+    def append(self, value: Any) -> ParameterList:
         """Add ``value`` (a Parameter, or an array to wrap in one) at the end."""
         self.register_parameter(str(len(self._parameters)), value if isinstance(value, Parameter) else Parameter(value))
         return self
 
-    def extend(self, values):
+    def extend(self, values: Iterable[Any]) -> ParameterList:
         """Append each of ``values``."""
         for value in values:
             self.append(value)
@@ -143,7 +146,8 @@ class ParameterList(Module):
 
     def __repr__(self):
         body = self.extra_repr()
-        return f"ParameterList(\n{body}\n)" if body else "ParameterList()"
+        # PyTorch indents a multi-line extra_repr by two more spaces than the parentheses
+        return "ParameterList(\n  " + body.replace("\n", "\n  ") + "\n)" if body else "ParameterList()"
 
 
 class Sequential(ModuleList):
@@ -156,7 +160,7 @@ class Sequential(ModuleList):
     ``Sequential(OrderedDict(conv1=a, relu1=b))`` names them.
     """
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Any) -> None:
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], (OrderedDict, dict)):
             for name, module in modules[0].items():
@@ -199,7 +203,7 @@ class Flatten(Module):
     backward reshapes dout back to the input's shape.
     """
 
-    def __init__(self, start_dim=1, end_dim=-1):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -227,7 +231,7 @@ class Unflatten(Module):
     backward reshapes dout back to the input's shape.
     """
 
-    def __init__(self, dim, unflattened_size):
+    def __init__(self, dim: int, unflattened_size: Sequence[int]) -> None:
         super().__init__()
         self.dim = int(dim)
         if isinstance(unflattened_size, (int, np.integer)) or not all(
@@ -261,7 +265,7 @@ class Unflatten(Module):
 class Reshape(Module):
     """Reshape each sample to ``shape`` (the batch dimension is kept): (N, ...) -> (N, *shape)."""
 
-    def __init__(self, *shape):
+    def __init__(self, *shape: int) -> None:
         super().__init__()
         self.shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
 

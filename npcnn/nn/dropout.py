@@ -1,5 +1,7 @@
 """Dropout layers: Dropout (entries) and Dropout2d (whole channels)."""
 
+from __future__ import annotations
+
 from ..functional.dropout import channel_mask_shape, dropout_backward, dropout_forward
 from .module import Module
 from .validation import check_float, check_ndim, check_number
@@ -18,7 +20,7 @@ class Dropout(Module):
     p = 1 gives zeros; p = 0 the identity.
     """
 
-    def __init__(self, p=0.5, inplace=False):
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         self.p = _check_p("Dropout", p)
         self.inplace = bool(inplace)  # accepted for PyTorch compatibility; npcnn never writes in place
@@ -44,7 +46,7 @@ class Dropout2d(Module):
     Gradient: dx[n, c] = dout[n, c] * m[n, c] / (1 - p) (training), dout (eval).
     """
 
-    def __init__(self, p=0.5, inplace=False):
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         self.p = _check_p("Dropout2d", p)
         self.inplace = bool(inplace)

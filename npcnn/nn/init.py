@@ -12,7 +12,10 @@ kaiming_normal_        N(0, std^2),   std = gain / sqrt(fan)
 =====================  ===================================================
 """
 
+from __future__ import annotations
+
 import math
+from typing import Any, Optional
 
 from .. import backend
 from .parameter import Parameter
@@ -28,7 +31,7 @@ def _fill(tensor, values):
     return tensor
 
 
-def calculate_gain(nonlinearity, param=None):
+def calculate_gain(nonlinearity: str, param: Optional[float] = None) -> float:
     """The factor that keeps activation variance steady through the nonlinearity.
 
     linear, conv, sigmoid: 1;  tanh: 5/3;  relu: sqrt(2);  leaky_relu: sqrt(2 / (1 + slope^2));
@@ -48,7 +51,7 @@ def calculate_gain(nonlinearity, param=None):
     raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
 
 
-def calculate_fan_in_and_fan_out(tensor):
+def calculate_fan_in_and_fan_out(tensor: Any) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of shape (out, in, *kernel)."""
     shape = _array(tensor).shape
     if len(shape) < 2:
@@ -81,61 +84,61 @@ def _fill_drawn(tensor, draw):
     return tensor
 
 
-def uniform_(tensor, a=0.0, b=1.0):
+def uniform_(tensor: Any, a: float = 0.0, b: float = 1.0) -> Any:
     """Fill with U(a, b)."""
     return _fill_drawn(tensor, lambda n: backend.rng().uniform(a, b, size=n))
 
 
-def normal_(tensor, mean=0.0, std=1.0):
+def normal_(tensor: Any, mean: float = 0.0, std: float = 1.0) -> Any:
     """Fill with N(mean, std^2)."""
     # mean + std * z rather than Generator.normal, which CuPy's Generator lacks; on NumPy the two
     # give the same numbers.
     return _fill_drawn(tensor, lambda n: mean + std * backend.rng().standard_normal(size=n))
 
 
-def constant_(tensor, val):
+def constant_(tensor: Any, val: float) -> Any:
     """Fill with the constant ``val``."""
     return _fill(tensor, val)
 
 
-def zeros_(tensor):
+def zeros_(tensor: Any) -> Any:
     """Fill with 0."""
     return _fill(tensor, 0.0)
 
 
-def ones_(tensor):
+def ones_(tensor: Any) -> Any:
     """Fill with 1."""
     return _fill(tensor, 1.0)
 
 
-def xavier_uniform_(tensor, gain=1.0):
+def xavier_uniform_(tensor: Any, gain: float = 1.0) -> Any:
     """Glorot & Bengio (2010): keeps the variance of activations and gradients equal."""
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     a = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -a, a)
 
 
-def xavier_normal_(tensor, gain=1.0):
+def xavier_normal_(tensor: Any, gain: float = 1.0) -> Any:
     """Glorot & Bengio (2010), normal form: N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
-def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_uniform_(tensor: Any, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Any:
     """He et al. (2015): variance 2/fan for ReLU nets. ``a`` is the leaky-ReLU slope."""
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     bound = math.sqrt(3.0) * std
     return uniform_(tensor, -bound, bound)
 
 
-def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_normal_(tensor: Any, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Any:
     """He et al. (2015), normal form: N(0, std^2) with std = gain / sqrt(fan); ``a`` is the
     leaky-ReLU slope, ``mode`` picks fan_in (forward variance) or fan_out (backward variance)."""
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std)
 
 
-def default_weight_and_bias_(weight, bias):
+def default_weight_and_bias_(weight: Any, bias: Any) -> None:
     """PyTorch's default for Linear and Conv: kaiming_uniform_(a=sqrt(5)) on the weight, which is
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for the bias."""
     kaiming_uniform_(weight, a=math.sqrt(5.0))

@@ -1,5 +1,7 @@
 """Linear (fully connected) layer."""
 
+from __future__ import annotations
+
 from .. import backend
 from ..functional.linear import linear_backward, linear_forward
 from . import init
@@ -17,7 +19,7 @@ class Linear(Module):
     Gradients: dL/dx = dout W,  dL/dW = dout^T x,  dL/db = sum_n dout.
     """
 
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
         self.in_features = check_int("Linear", "in_features", in_features)
         self.out_features = check_int("Linear", "out_features", out_features)

@@ -14,7 +14,10 @@ number of non-ignored targets, or by the sum of their class weights when ``weigh
 sum adds them up.
 """
 
+from __future__ import annotations
+
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -68,13 +71,13 @@ class _Loss(Module):
     mean).
     """
 
-    def __init__(self, reduction="mean"):
+    def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         if reduction not in _REDUCTIONS:
             raise ValueError(f"{type(self).__name__}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
 
-    def forward(self, pred, target):
+    def forward(self, pred: Any, target: Any) -> Any:
         """The loss of ``pred`` against ``target`` (a LossValue, or an array for reduction="none")."""
         if not hasattr(pred, "dtype") or np.dtype(pred.dtype).kind != "f":
             raise TypeError(f"{type(self).__name__}: predictions must be a floating-point array")
@@ -92,7 +95,7 @@ class _Loss(Module):
         return LossValue(total / count if self.reduction == "mean" and count > 0 else
                          (0.0 if self.reduction == "mean" else total))
 
-    def backward(self, grad_output=None):
+    def backward(self, grad_output: Any = None) -> Any:
         """dL/dpred of the value the last forward returned.
 
         ``grad_output`` scales it: a number for reductions "mean"/"sum" (default 1; pass 1 / k
@@ -108,6 +111,12 @@ class _Loss(Module):
                 scale = scale / count if count > 0 else 0.0
             dloss = xp.full(shape, scale, dtype=dtype)
         return self._backward(dloss, cache)
+
+    def _elementwise(self, pred, target):
+        raise NotImplementedError(f"{type(self).__name__} does not define _elementwise()")
+
+    def _backward(self, dloss, cache):
+        raise NotImplementedError(f"{type(self).__name__} does not define _backward()")
 
     def extra_repr(self):
         return ""
@@ -185,7 +194,8 @@ class CrossEntropyLoss(_Loss):
     or ``fit(..., accumulate_grad_batches=k)``.
     """
 
-    def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    def __init__(self, weight: Any = None, *, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0) -> None:
         super().__init__(reduction)
         self.label_smoothing = check_number("CrossEntropyLoss", "label_smoothing", label_smoothing, 0.0, 1.0)
         self.ignore_index = _check_ignore_index("CrossEntropyLoss", ignore_index)
@@ -224,7 +234,7 @@ class NLLLoss(_Loss):
     scaling that value does not scale the gradient: use ``loss_fn.backward(1 / k)``.
     """
 
-    def __init__(self, weight=None, *, ignore_index=-100, reduction="mean"):
+    def __init__(self, weight: Any = None, *, ignore_index: int = -100, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.ignore_index = _check_ignore_index("NLLLoss", ignore_index)
         self.register_buffer("weight", _check_weight("NLLLoss", weight))

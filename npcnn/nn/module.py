@@ -25,10 +25,13 @@ modules assigned as attributes are registered automatically, with PyTorch's name
 ``state_dict()`` keys such as ``"layer1.0.conv1.weight"`` match PyTorch's.
 """
 
+from __future__ import annotations
+
 import contextlib
 import functools
 import weakref
 from collections import OrderedDict, deque, namedtuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import numpy as np
 
@@ -128,6 +131,17 @@ def _device_name(device):
     return _DEVICES.get(kind.split(":")[0].strip().lower())
 
 
+def _as_dtype(owner, dtype):
+    """NumPy's dtype for ``dtype``: a NumPy dtype or its name, or a PyTorch dtype such as
+    ``torch.float64`` (mapped by its name, so torch need not be imported)."""
+    name = str(dtype)
+    try:
+        return np.dtype(name[len("torch."):] if name.startswith("torch.") else dtype)
+    except TypeError:
+        raise TypeError(f"{owner}.to: {dtype!r} is neither a device ('cpu', 'cuda') nor a dtype "
+                        "(np.float32, np.float64, 'float64', torch.float64)") from None
+
+
 def _shape_signature(value):
     """The shape of an output (a list of them for a tuple output); None for non-arrays."""
     if isinstance(value, (tuple, list)):
@@ -169,6 +183,21 @@ def _managed_backward(backward):
 
 class Module:
     """Base class of layers and networks (PyTorch's ``nn.Module`` with an explicit backward)."""
+
+    # set in __init__ with object.__setattr__ (declared here for type checkers)
+    _parameters: OrderedDict[str, Any]  # name -> Parameter or None
+    _buffers: OrderedDict[str, Any]
+    _modules: OrderedDict[str, Any]  # name -> Module or None
+    _forward_hooks: OrderedDict[object, Callable[..., Any]]
+    _backward_hooks: OrderedDict[object, Callable[..., Any]]
+    _backward_pre_hooks: OrderedDict[object, Callable[..., Any]]
+    _calls: list[_Call]
+    _backward_call: Optional[_Call]
+    _dropped_pass: Optional[int]
+    training: bool
+
+    if TYPE_CHECKING:  # children, parameters and buffers are plain attributes set through __setattr__
+        def __getattr__(self, name: str) -> Any: ...
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -212,13 +241,13 @@ class Module:
             if registry is not keep:
                 registry.pop(name, None)
 
-    def register_buffer(self, name, array):
+    def register_buffer(self, name: str, array: Any) -> None:
         """Register non-trainable state (saved in ``state_dict``, never touched by optimizers)."""
         self._forget(name, keep=self._buffers)
         self._buffers[name] = array
         object.__setattr__(self, name, array)
 
-    def register_parameter(self, name, param):
+    def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
         """Register ``param`` (a Parameter or None) under ``name``."""
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"{name}: expected a Parameter or None, got {type(param).__name__}")
@@ -226,7 +255,7 @@ class Module:
         self._parameters[name] = param
         object.__setattr__(self, name, param)
 
-    def add_module(self, name, module):
+    def add_module(self, name: str, module: Optional[Module]) -> None:
         """Register a child module under ``name`` (used by containers with numeric names)."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{name}: expected a Module, got {type(module).__name__}")
@@ -236,11 +265,11 @@ class Module:
 
     # ------------------------------------------------------------------ forward and backward
 
-    def forward(self, x):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Compute the output; keep what backward needs with ``self.save_for_backward(cache)``."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
-    def backward(self, dout):
+    def backward(self, *args: Any, **kwargs: Any) -> Any:
         """Given dL/d(output), accumulate the parameters' gradients and return dL/d(input)."""
         raise NotImplementedError(f"{type(self).__name__} does not define backward()")
 
@@ -251,7 +280,7 @@ class Module:
         if "backward" in cls.__dict__:
             cls.backward = _managed_backward(cls.__dict__["backward"])
 
-    def __call__(self, *inputs):
+    def __call__(self, *inputs: Any) -> Any:
         """``module(x)``: run ``forward`` and the forward hooks, recording this call (its pass,
         cache and output shape) for the backward that will consume it."""
         self._check_device(inputs)
@@ -308,7 +337,7 @@ class Module:
                     "npcnn.backend.asarray(x) (or the model with model.to() under the input's backend)"
                 )
 
-    def save_for_backward(self, cache):
+    def save_for_backward(self, cache: Any) -> None:
         """Keep ``cache`` for the backward pass of this call; inside ``no_grad()`` keep nothing.
 
         Each call of the module keeps its own cache, so a module used twice in one forward
@@ -323,7 +352,7 @@ class Module:
             call.cache, call.filling = cache, False
             self._push_call(call)
 
-    def pop_saved(self):
+    def pop_saved(self) -> Any:
         """Return the cache of the forward call this backward belongs to, once."""
         call = self._backward_call
         if call is None and self._calls:  # backward() of a module used outside the wrapper
@@ -410,13 +439,13 @@ class Module:
 
     # ------------------------------------------------------------------ hooks
 
-    def register_forward_hook(self, hook):
+    def register_forward_hook(self, hook: Callable[..., Any]) -> _Handle:
         """``hook(module, inputs, output)`` runs after each forward; may return a new output."""
         key = object()
         self._forward_hooks[key] = hook
         return _Handle(lambda: self._forward_hooks.pop(key, None))
 
-    def register_backward_pre_hook(self, hook):
+    def register_backward_pre_hook(self, hook: Callable[..., Any]) -> _Handle:
         """``hook(module, grad_output)`` runs before each backward; may return a new grad_output,
         which the layer's backward then receives (gradient injection, as in ``npcnn.viz``).
         PyTorch's ``register_full_backward_pre_hook``, with arrays rather than tuples."""
@@ -424,7 +453,7 @@ class Module:
         self._backward_pre_hooks[key] = hook
         return _Handle(lambda: self._backward_pre_hooks.pop(key, None))
 
-    def register_backward_hook(self, hook):
+    def register_backward_hook(self, hook: Callable[..., Any]) -> _Handle:
         """``hook(module, grad_input, grad_output)`` runs after each backward; may return a new
         grad_input. ``grad_output`` is the gradient the layer received (after the pre-hooks)."""
         key = object()
@@ -436,18 +465,18 @@ class Module:
 
     # ------------------------------------------------------------------ traversal
 
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         """(name, module) of each direct child, in registration order."""
         for name, module in self._modules.items():
             if module is not None:
                 yield name, module
 
-    def children(self):
+    def children(self) -> Iterator[Module]:
         """The direct child modules, in registration order."""
         for _, module in self.named_children():
             yield module
 
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """This module and all its descendants, each once, with dotted names."""
         seen = set()
         stack = [(prefix, self)]
@@ -460,12 +489,12 @@ class Module:
             children = [(f"{name}.{n}" if name else n, m) for n, m in module.named_children()]
             stack.extend(reversed(children))
 
-    def modules(self):
+    def modules(self) -> Iterator[Module]:
         """This module and all its descendants, each once (see :meth:`named_modules`)."""
         for _, module in self.named_modules():
             yield module
 
-    def named_parameters(self, prefix=""):
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """Every Parameter once (shared ones too), named like ``"features.0.weight"``."""
         seen = set()
         for module_name, module in self.named_modules(prefix):
@@ -475,42 +504,42 @@ class Module:
                 seen.add(id(param))
                 yield (f"{module_name}.{name}" if module_name else name), param
 
-    def parameters(self):
+    def parameters(self) -> Iterator[Parameter]:
         """Every Parameter once, in ``named_parameters`` order (what optimizers take)."""
         for _, param in self.named_parameters():
             yield param
 
-    def named_buffers(self, prefix=""):
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         """(dotted name, array) of every buffer (running statistics, counters)."""
         for module_name, module in self.named_modules(prefix):
             for name, buf in module._buffers.items():
                 if buf is not None:
                     yield (f"{module_name}.{name}" if module_name else name), buf
 
-    def buffers(self):
+    def buffers(self) -> Iterator[Any]:
         """Every buffer array (see :meth:`named_buffers`)."""
         for _, buf in self.named_buffers():
             yield buf
 
     # ------------------------------------------------------------------ modes and gradients
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Module:
         """Training mode (dropout active, batch norm uses batch statistics)."""
         for module in self.modules():
             object.__setattr__(module, "training", bool(mode))
         return self
 
-    def eval(self):
+    def eval(self) -> Module:
         """Evaluation mode; backward still works (saliency maps need it)."""
         return self.train(False)
 
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget every parameter's gradient: ``grad = None`` (default, as PyTorch), or arrays of
         zeros with ``set_to_none=False`` (for parameters that have a gradient)."""
         for param in self.parameters():
             param.zero_grad(set_to_none=set_to_none)
 
-    def apply(self, fn):
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
         """Call ``fn(module)`` on every submodule, children first, then on this module (PyTorch's
         order, used for custom initialization); returns self."""
         for child in self.children():
@@ -518,7 +547,7 @@ class Module:
         fn(self)
         return self
 
-    def get_submodule(self, target):
+    def get_submodule(self, target: str) -> Module:
         """The submodule at the dotted path ``target`` (``""`` is this module), e.g.
         ``model.get_submodule("layer1.0.conv1")``; an AttributeError names the missing part."""
         module = self
@@ -531,7 +560,7 @@ class Module:
             module = child
         return module
 
-    def requires_grad_(self, requires_grad=True):
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Set ``requires_grad`` on every parameter (False also drops their gradients); returns self."""
         for param in self.parameters():
             param.requires_grad = bool(requires_grad)
@@ -539,27 +568,28 @@ class Module:
                 param.grad = None
         return self
 
-    def freeze(self):
+    def freeze(self) -> Module:
         """Stop training every parameter of this module (optimizers skip frozen parameters)."""
         return self.requires_grad_(False)
 
-    def unfreeze(self):
+    def unfreeze(self) -> Module:
         """Train every parameter of this module again (undoes :meth:`freeze`)."""
         return self.requires_grad_(True)
 
-    def num_parameters(self, trainable_only=False):
+    def num_parameters(self, trainable_only: bool = False) -> int:
         """Number of scalar parameters (buffers are not parameters)."""
         return sum(int(p.size) for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # ------------------------------------------------------------------ dtype and backend
 
-    def to(self, *args, dtype=None, device=None, non_blocking=False):
+    def to(self, *args: Any, dtype: Any = None, device: Any = None, non_blocking: bool = False) -> Module:
         """Move every parameter and buffer to a backend and/or cast floats to a dtype.
 
         Accepts PyTorch's forms: ``model.to("cpu")`` / ``model.to("cuda")`` (also ``"cuda:0"``,
         ``"numpy"``, ``"cupy"`` or an object with a ``.type`` such as ``torch.device``) moves the
         arrays to NumPy / CuPy; ``model.to(np.float64)`` (or ``model.double()``) casts the float
-        arrays (integer buffers keep their dtype); ``model.to("cuda", np.float32)`` does both.
+        arrays (integer buffers keep their dtype; a dtype name or a PyTorch dtype such as
+        ``torch.float64`` works too); ``model.to("cuda", np.float32)`` does both.
         ``model.to()`` moves everything to the active backend (``npcnn.set_backend``). Inputs
         must then live on the same backend (``npcnn.backend.asarray`` under that backend).
         ``non_blocking`` is accepted for PyTorch compatibility and ignored.
@@ -569,7 +599,7 @@ class Module:
                 device = arg
             else:
                 dtype = arg
-        target = np.dtype(dtype) if dtype is not None else None
+        target = _as_dtype(type(self).__name__, dtype) if dtype is not None else None
         name = _device_name(device) if device is not None else None
         if device is not None and name is None:
             raise ValueError(f"{type(self).__name__}.to: unknown device {device!r}; expected 'cpu' or 'cuda'")
@@ -589,26 +619,26 @@ class Module:
                         setattr(module, buf_name, convert(buf))
         return self
 
-    def cpu(self):
+    def cpu(self) -> Module:
         """Move every parameter and buffer to NumPy (``to("cpu")``)."""
         return self.to("cpu")
 
-    def cuda(self, device=None):
+    def cuda(self, device: Any = None) -> Module:
         """Move every parameter and buffer to CuPy (``to("cuda")``); ``device`` is accepted for
         PyTorch compatibility (npcnn uses CuPy's current device)."""
         return self.to("cuda")
 
-    def double(self):
+    def double(self) -> Module:
         """Cast float parameters and buffers to float64 (``to(np.float64)``)."""
         return self.to(np.float64)
 
-    def float(self):
+    def float(self) -> Module:
         """Cast float parameters and buffers to float32 (``to(np.float32)``)."""
         return self.to(np.float32)
 
     # ------------------------------------------------------------------ state
 
-    def state_dict(self):
+    def state_dict(self) -> OrderedDict[str, Any]:
         """Ordered ``{name: array}`` of parameters and buffers (references, as in PyTorch)."""
         state = OrderedDict()
         for module_name, module in self.named_modules():
@@ -620,7 +650,7 @@ class Module:
                     state[f"{module_name}.{name}" if module_name else name] = buf
         return state
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy arrays from ``state_dict`` into this module's parameters and buffers.
 
         Every key, shape and dtype is checked before anything is assigned, so a failing load
@@ -675,12 +705,12 @@ class Module:
 
     # ------------------------------------------------------------------ printing
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         """The text inside the parentheses of ``repr(module)`` (the constructor arguments, as
         PyTorch prints them); empty by default."""
         return ""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         lines = [f"{type(self).__name__}({self.extra_repr()}"]
         children = list(self.named_children())
         if not children:
@@ -690,7 +720,7 @@ class Module:
             lines.append(f"  ({name}): {body}")
         return "\n".join(lines) + "\n)"
 
-    def summary(self, input_shape, file=None):
+    def summary(self, input_shape: tuple[int, ...], file: Any = None) -> Any:
         """Print the table of layers, output shapes, parameters and multiply-accumulates, and
         return it as a :class:`npcnn.nn.summary.Profile`.
 

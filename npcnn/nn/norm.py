@@ -1,5 +1,9 @@
 """Normalization layers: BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, LocalResponseNorm."""
 
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
 import numpy as np
 
 from .. import backend
@@ -29,9 +33,11 @@ class _BatchNorm(Module):
     running averages that evaluation uses (without them evaluation uses the batch's statistics).
     """
 
-    _ndims, _layout = (), ""
+    _ndims: tuple[int, ...] = ()
+    _layout = ""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, bias=True):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, *, bias: bool = True) -> None:
         super().__init__()
         name = type(self).__name__
         self.num_features = check_int(name, "num_features", num_features)
@@ -159,7 +165,8 @@ class LayerNorm(Module):
     training use it instead of :class:`BatchNorm1d`).
     """
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+    def __init__(self, normalized_shape: Union[int, Sequence[int]], eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True) -> None:
         super().__init__()
         if isinstance(normalized_shape, (int, np.integer)):
             normalized_shape = (normalized_shape,)
@@ -221,7 +228,8 @@ class GroupNorm(Module):
     map); num_groups = C is instance normalization.
     """
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, bias=True):
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, *,
+                 bias: bool = True) -> None:
         super().__init__()
         self.num_groups = check_int("GroupNorm", "num_groups", num_groups)
         self.num_channels = check_int("GroupNorm", "num_channels", num_channels)
@@ -275,7 +283,7 @@ class LocalResponseNorm(Module):
     Per position of each sample, so the batch size does not matter.
     """
 
-    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
         super().__init__()
         self.size = check_int("LocalResponseNorm", "size", size)
         self.alpha = check_number("LocalResponseNorm", "alpha", alpha)

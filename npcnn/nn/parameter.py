@@ -1,5 +1,9 @@
 """Parameter: a trainable array together with the gradient that backward accumulates into it."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from .. import backend
 
 
@@ -13,39 +17,39 @@ class Parameter:
             skip its update.
     """
 
-    def __init__(self, data, requires_grad=True):
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
         self.data = data
         self.grad = None
         self.requires_grad = bool(requires_grad)
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         """The data's shape."""
         return self.data.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> Any:
         """The data's dtype."""
         return self.data.dtype
 
     @property
-    def size(self):
+    def size(self) -> int:
         """The number of entries (NumPy's name; :meth:`numel` is PyTorch's)."""
         return self.data.size
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         """The number of dimensions."""
         return self.data.ndim
 
-    def numel(self):
+    def numel(self) -> int:
         """The number of entries, as PyTorch's ``Tensor.numel()``."""
         return int(self.data.size)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Any:
         """``param[i]`` indexes the data (a view of it, as NumPy does)."""
         return self.data[index]
 
@@ -56,7 +60,7 @@ class Parameter:
             array = array.astype(dtype, copy=False)
         return array.copy() if copy else array
 
-    def accumulate_grad(self, g):
+    def accumulate_grad(self, g: Any) -> None:
         """``grad += g`` for a trainable parameter, written out of place.
 
         Out of place on purpose: ``g`` may be a view of an upstream gradient that another branch
@@ -69,7 +73,7 @@ class Parameter:
         g = g.astype(self.data.dtype, copy=False)
         self.grad = g if self.grad is None else self.grad + g
 
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the accumulated gradient: ``grad = None`` (PyTorch's ``set_to_none``), or an
         array of zeros with ``set_to_none=False`` when there is a gradient."""
         if set_to_none or self.grad is None:
@@ -77,6 +81,6 @@ class Parameter:
         else:
             self.grad = backend.get_array_module(self.grad).zeros_like(self.grad)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         frozen = "" if self.requires_grad else ", requires_grad=False"
         return f"Parameter(shape={tuple(self.shape)}, dtype={self.dtype}{frozen})"

@@ -1,6 +1,9 @@
 """Upsample: enlarge feature maps by nearest-neighbour or (bi)linear interpolation."""
 
+from __future__ import annotations
+
 import numbers
+from typing import Optional, Sequence, Union
 
 from ..functional.upsample import upsample_backward, upsample_forward
 from .module import Module
@@ -34,7 +37,9 @@ class Upsample(Module):
     input position receives the sum of w dout over the outputs that read it.
     """
 
-    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    def __init__(self, size: Union[None, int, Sequence[int]] = None,
+                 scale_factor: Union[None, float, Sequence[float]] = None, mode: str = "nearest",
+                 align_corners: Optional[bool] = None) -> None:
         super().__init__()
         if mode not in _MODES:
             raise ValueError(f"Upsample: mode must be one of {tuple(_MODES)}, got {mode!r}")
@@ -48,7 +53,7 @@ class Upsample(Module):
             raise TypeError(f"Upsample: size must be an int or a tuple of ints, got {size!r}")
         self.size, self._sizes = _per_axis("size", size, "int")
         if self.size is not None:
-            self.size = tuple(self._sizes) if isinstance(size, (tuple, list)) else int(size)
+            self.size = tuple(self._sizes) if isinstance(size, (tuple, list)) else int(self.size)
         factor, factors = _per_axis("scale_factor", scale_factor, "number")
         self.scale_factor = None if factor is None else (
             tuple(float(f) for f in factors) if isinstance(factor, (tuple, list)) else float(factor))

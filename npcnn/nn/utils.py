@@ -13,8 +13,11 @@ scaling it in place: a layer may hand the same array to two parameters, or a gra
 view of an upstream gradient still in use.
 """
 
+from __future__ import annotations
+
 import contextlib
 import math
+from typing import Any, Iterable, Iterator, Type, Union
 
 from .. import backend
 from ..backend import get_array_module
@@ -29,7 +32,8 @@ def _with_grads(parameters):
     return [p for p in parameters if p.grad is not None]
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm_(parameters: Union[Parameter, Iterable[Parameter]], max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False) -> float:
     """Scale all gradients together so that their global norm is at most ``max_norm``.
 
     The global norm treats every gradient as one long vector::
@@ -59,7 +63,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     return total
 
 
-def clip_grad_value_(parameters, clip_value):
+def clip_grad_value_(parameters: Union[Parameter, Iterable[Parameter]], clip_value: float) -> None:
     """Clip every gradient element to [-clip_value, clip_value]."""
     clip_value = float(clip_value)
     for p in _with_grads(parameters):
@@ -67,7 +71,7 @@ def clip_grad_value_(parameters, clip_value):
 
 
 @contextlib.contextmanager
-def eval_mode(model):
+def eval_mode(model: Module) -> Iterator[Module]:
     """Eval mode for the duration of the ``with`` block; afterwards each module gets back its
     own train/eval flag (not merely the root's: a frozen BatchNorm kept in eval mode inside a
     training model stays in eval mode)."""
@@ -80,7 +84,7 @@ def eval_mode(model):
             object.__setattr__(m, "training", training)
 
 
-def find_layer(model, layer):
+def find_layer(model: Module, layer: Union[str, Module]) -> tuple[str, Module]:
     """``(name, module)`` of ``layer``, given as a Module inside ``model`` or as its dotted name
     (``"features.3"``, the names of ``model.named_modules()``)."""
     for name, module in model.named_modules():
@@ -93,7 +97,8 @@ def find_layer(model, layer):
     raise TypeError(f"layer must be a Module or a dotted name (str), got {type(layer).__name__}")
 
 
-def last_module(model, kind, hint="pass layer= explicitly"):
+def last_module(model: Module, kind: Type[Module],
+                hint: str = "pass layer= explicitly") -> Module:
     """The last module of type ``kind`` in ``model`` (registration order); ``hint`` ends the
     error raised when there is none."""
     found = None
@@ -105,12 +110,12 @@ def last_module(model, kind, hint="pass layer= explicitly"):
     return found
 
 
-def last_linear(model):
+def last_linear(model: Module) -> Module:
     """The last ``Linear`` module of ``model`` (registration order): the classifier head."""
     return last_module(model, Linear)
 
 
-def model_dtype(model):
+def model_dtype(model: Module) -> Any:
     """The dtype of the model's first parameter (the default dtype if it has none)."""
     for p in model.parameters():
         return p.dtype
@@ -118,7 +123,7 @@ def model_dtype(model):
 
 
 @contextlib.contextmanager
-def capture(layer, what="output"):
+def capture(layer: Module, what: str = "output") -> Iterator[Any]:
     """Record the ``layer``'s output (or first input, ``what="input"``) of each forward pass in
     the list this context yields."""
     if what not in ("output", "input"):

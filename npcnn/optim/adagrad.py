@@ -1,5 +1,9 @@
 """Adagrad: per-coordinate learning rates that shrink with the sum of squared gradients."""
 
+from __future__ import annotations
+
+from typing import Any, Iterable
+
 from ..backend import get_array_module
 from .checks import check_non_negative, check_positive
 from .optimizer import Optimizer
@@ -29,7 +33,8 @@ class Adagrad(Optimizer):
 
     state_keys = ("step", "sum")
 
-    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10):
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> None:
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, eps=eps)
         super().__init__(params, defaults)

@@ -22,9 +22,12 @@ in each docstring is exactly what the code computes.
     LinearWarmup        a linear warm-up in front of any of the above (delaying it, or not)
 """
 
+from __future__ import annotations
+
 import bisect
 import copy
 import math
+from typing import Any, Optional, Sequence
 
 from .checks import check_bool, check_int, check_non_negative, check_number, check_positive, check_unit_interval
 from .optimizer import Optimizer
@@ -41,7 +44,7 @@ class LRScheduler:
             write a negative or non-finite rate is an error.
     """
 
-    def __init__(self, optimizer, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
         name = type(self).__name__
@@ -77,15 +80,15 @@ class LRScheduler:
             group["lr"] = lr
         self._last_lr = list(lrs)
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> list[float]:
         """The rates last written into the optimizer, one per parameter group."""
         return list(self._last_lr)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Every attribute but the optimizer (plain numbers and lists: JSON-friendly)."""
         return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s attributes; unknown or missing keys are an error."""
         expected = set(self.__dict__) - {"optimizer"}
         if set(state_dict) != expected:
@@ -105,7 +108,7 @@ class StepLR(LRScheduler):
         gamma: >= 0, the factor of each decay (0.1: ten times smaller).
     """
 
-    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
         self.step_size = check_int("StepLR", "step_size", step_size, 1)
         self.gamma = check_non_negative("StepLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
@@ -123,7 +126,8 @@ class MultiStepLR(LRScheduler):
         gamma: >= 0, the factor at each milestone.
     """
 
-    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1,
+                 last_epoch: int = -1) -> None:
         self.milestones = sorted(check_int("MultiStepLR", "milestone", m, 0) for m in milestones)
         self.gamma = check_non_negative("MultiStepLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
@@ -140,7 +144,7 @@ class ExponentialLR(LRScheduler):
         gamma: >= 0, the factor per step (0.95: 5% smaller each step).
     """
 
-    def __init__(self, optimizer, gamma, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = check_non_negative("ExponentialLR", "gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
@@ -198,7 +202,7 @@ class InverseSqrtLR(LRScheduler):
         last_epoch: the t already done when resuming (-1: start).
     """
 
-    def __init__(self, optimizer, timescale=1.0, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, timescale: float = 1.0, last_epoch: int = -1) -> None:
         self.timescale = check_positive("InverseSqrtLR", "timescale", timescale)
         super().__init__(optimizer, last_epoch)
 
@@ -218,7 +222,8 @@ class LinearLR(LRScheduler):
         total_iters: an integer >= 1, the steps of the linear change.
     """
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1) -> None:
         self.start_factor = check_non_negative("LinearLR", "start_factor", start_factor)
         self.end_factor = check_non_negative("LinearLR", "end_factor", end_factor)
         self.total_iters = check_int("LinearLR", "total_iters", total_iters, 1)
@@ -241,7 +246,7 @@ class CosineAnnealingLR(LRScheduler):
         eta_min: >= 0, the final rate.
     """
 
-    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
         self.T_max = check_int("CosineAnnealingLR", "T_max", T_max, 1)
         self.eta_min = check_non_negative("CosineAnnealingLR", "eta_min", eta_min)
         super().__init__(optimizer, last_epoch)
@@ -283,9 +288,11 @@ class OneCycleLR(LRScheduler):
     Stepping it more than ``total_steps`` times is an error (the cycle has ended).
     """
 
-    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
-                 anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
-                 div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, max_lr: Any, total_steps: Optional[int] = None,
+                 epochs: Optional[int] = None, steps_per_epoch: Optional[int] = None, pct_start: float = 0.3,
+                 anneal_strategy: str = "cos", cycle_momentum: bool = True, base_momentum: Any = 0.85,
+                 max_momentum: Any = 0.95, div_factor: float = 25.0, final_div_factor: float = 1e4,
+                 three_phase: bool = False, last_epoch: int = -1) -> None:
         name = "OneCycleLR"
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{name}: expected an Optimizer, got {type(optimizer).__name__}")
@@ -389,8 +396,9 @@ class ReduceLROnPlateau:
         eps: >= 0, a reduction smaller than this is skipped.
     """
 
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
-                 cooldown=0, min_lr=0.0, eps=1e-8):
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr: Any = 0.0,
+                 eps: float = 1e-8) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"ReduceLROnPlateau: expected an Optimizer, got {type(optimizer).__name__}")
         name = "ReduceLROnPlateau"
@@ -412,13 +420,13 @@ class ReduceLROnPlateau:
         self.best = math.inf if mode == "min" else -math.inf
         self._last_lr = [float(group["lr"]) for group in groups]
 
-    def is_better(self, a, best):
+    def is_better(self, a: float, best: float) -> bool:
         """Whether the metric value ``a`` improves on ``best`` (mode and threshold as above)."""
         if self.mode == "min":
             return a < (best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
         return a > (best * (1.0 + self.threshold) if self.threshold_mode == "rel" else best + self.threshold)
 
-    def step(self, metrics):
+    def step(self, metrics: float) -> None:
         """Record one value of the monitored metric and reduce the rates if it has stalled."""
         current = float(metrics)
         self.last_epoch += 1
@@ -475,7 +483,7 @@ class LinearWarmup:
     ``step(metric)`` passes the metric on to a wrapped ReduceLROnPlateau.
     """
 
-    def __init__(self, scheduler, warmup_steps, start_factor=0.1, delay=True):
+    def __init__(self, scheduler: Any, warmup_steps: int, start_factor: float = 0.1, delay: bool = True) -> None:
         if not isinstance(getattr(scheduler, "optimizer", None), Optimizer):
             raise TypeError(f"LinearWarmup: expected a learning-rate scheduler (e.g. CosineAnnealingLR(optimizer, "
                             f"...)), got {type(scheduler).__name__}")
@@ -494,7 +502,7 @@ class LinearWarmup:
     def _factor(self, t):
         return self.start_factor + (1.0 - self.start_factor) * t / self.warmup_steps
 
-    def step(self, metrics=None):
+    def step(self, metrics: Optional[float] = None) -> None:
         """Advance t by one and write the rate of the formulas above into the optimizer."""
         self.last_epoch += 1
         t, W = self.last_epoch, self.warmup_steps
@@ -521,17 +529,17 @@ class LinearWarmup:
         for group, lr in zip(self.optimizer.param_groups, lrs):
             group["lr"] = lr
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> list[float]:
         """The rates last written into the optimizer, one per parameter group."""
         return list(self._last_lr)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """The warm-up's counters and the wrapped scheduler's state (JSON-friendly)."""
         return {"warmup_steps": self.warmup_steps, "start_factor": self.start_factor, "delay": self.delay,
                 "target_lrs": list(self.target_lrs), "last_epoch": self.last_epoch,
                 "_last_lr": list(self._last_lr), "scheduler": self.scheduler.state_dict()}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; a state saved before ``delay`` existed loads as ``delay=True``."""
         expected = {"warmup_steps", "start_factor", "delay", "target_lrs", "last_epoch", "_last_lr", "scheduler"}
         if not expected - {"delay"} <= set(state_dict) <= expected:
@@ -547,7 +555,7 @@ class LinearWarmup:
 # ----------------------------------------------------------------------------- looking at a schedule
 
 
-def schedule_values(scheduler, steps, metrics=None):
+def schedule_values(scheduler: Any, steps: int, metrics: Optional[Sequence[float]] = None) -> list[float]:
     """The rates of group 0 over ``steps`` steps, [lr(t), lr(t+1), ...], from the current t.
 
     The scheduler and the optimizer's hyperparameters are put back afterwards, so a schedule
@@ -570,7 +578,8 @@ def schedule_values(scheduler, steps, metrics=None):
     return values
 
 
-def plot_schedule(scheduler, steps, ax=None, metrics=None, label=None):
+def plot_schedule(scheduler: Any, steps: int, ax: Any = None, metrics: Optional[Sequence[float]] = None,
+                  label: Optional[str] = None) -> Any:
     """Plot ``schedule_values(scheduler, steps)`` (learning rate against step) on a matplotlib
     axis and return the axis. matplotlib is imported here, only when a plot is asked for."""
     import matplotlib.pyplot as plt

@@ -17,6 +17,10 @@ None. Updates are made in place on ``p.data`` with Python-float hyperparameters,
 parameter stays float32.
 """
 
+from __future__ import annotations
+
+from typing import Any, Iterable
+
 import numpy as np
 
 from .. import backend
@@ -39,12 +43,12 @@ class Optimizer:
         defaults: the hyperparameters of every group that does not set its own.
     """
 
-    state_keys = ()
+    state_keys: tuple[str, ...] = ()
 
-    def __init__(self, params, defaults):
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
-        self.param_groups = []
-        self.state = {}
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[Parameter, dict[str, Any]] = {}
         name = type(self).__name__
         if isinstance(params, Parameter):
             raise TypeError(f"{name}: params must be an iterable of Parameters "
@@ -58,7 +62,7 @@ class Optimizer:
                             "dicts, got a dict (a state_dict holds arrays, not Parameters); "
                             "pass model.parameters()")
         try:
-            groups = list(params)
+            groups: list[Any] = list(params)
         except TypeError:
             raise TypeError(f"{name}: params must be an iterable of Parameters (e.g. model.parameters()), "
                             f"got {type(params).__name__}") from None
@@ -69,7 +73,7 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
 
-    def add_param_group(self, group):
+    def add_param_group(self, group: dict[str, Any]) -> None:
         """Add ``{"params": [...], "lr": ..., ...}``; missing hyperparameters take the defaults."""
         name = type(self).__name__
         if not isinstance(group, dict) or "params" not in group:
@@ -101,13 +105,14 @@ class Optimizer:
 
     # ------------------------------------------------------------------ the update
 
-    def zero_grad(self):
-        """Forget every gradient (``p.grad = None``, PyTorch's ``set_to_none=True``)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every gradient: ``p.grad = None`` (PyTorch's default ``set_to_none=True``), or
+        with ``set_to_none=False`` fill the existing gradient arrays with zeros."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None
+                p.zero_grad(set_to_none=set_to_none)
 
-    def step(self):
+    def step(self) -> None:
         """Apply one update to every trainable parameter that has a gradient."""
         for group in self.param_groups:
             for p in group["params"]:
@@ -126,12 +131,12 @@ class Optimizer:
 
     # ------------------------------------------------------------------ state dicts
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """``{"state": {index: {name: value}}, "param_groups": [{..., "params": [index, ...]}]}``.
 
         PyTorch's layout: parameters are numbered in group order, arrays are references.
         """
-        index = {}
+        index: dict[int, int] = {}
         groups = []
         for group in self.param_groups:
             for p in group["params"]:
@@ -142,7 +147,7 @@ class Optimizer:
         state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index}
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore hyperparameters and buffers saved by :meth:`state_dict`.
 
         The groups must have the same sizes; arrays are copied to each parameter's dtype and
@@ -156,7 +161,7 @@ class Optimizer:
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"{name}.load_state_dict: {len(saved_groups)} parameter groups saved, "
                              f"{len(self.param_groups)} in this optimizer")
-        params = {}
+        params: dict[Any, Any] = {}
         for saved, group in zip(saved_groups, self.param_groups):
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"{name}.load_state_dict: a saved group has {len(saved['params'])} "
@@ -185,7 +190,7 @@ class Optimizer:
             group.update(new_group)
         self.state = new_state
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
         for i, group in enumerate(self.param_groups):
             lines.append(f"Parameter Group {i}")

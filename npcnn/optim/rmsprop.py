@@ -1,5 +1,9 @@
 """RMSprop: divide the gradient by a running root mean square of recent gradients."""
 
+from __future__ import annotations
+
+from typing import Any, Iterable
+
 from ..backend import get_array_module
 from .checks import check_bool, check_non_negative, check_positive, check_unit_interval
 from .optimizer import Optimizer
@@ -32,7 +36,8 @@ class RMSprop(Optimizer):
 
     state_keys = ("step", "square_avg", "momentum_buffer", "grad_avg")
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                         centered=centered)
         super().__init__(params, defaults)

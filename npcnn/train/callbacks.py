@@ -5,9 +5,12 @@ whose ``model``, ``optimizer``, ``history``, ``epoch`` and ``stop_training`` it 
 ``logs`` are the values of the batch or epoch ({"loss": ..., "accuracy": ..., "val_loss": ...}).
 """
 
+from __future__ import annotations
+
 import csv
 import math
 import os
+from typing import Any
 
 from .. import backend
 from ..optim.checks import check_int, check_number
@@ -23,32 +26,32 @@ class Callback:
     run, ``on_exception`` runs instead of ``on_train_end``.
     """
 
-    def on_train_begin(self, trainer):
+    def on_train_begin(self, trainer: Any) -> None:
         """Before the first epoch."""
 
-    def on_epoch_begin(self, trainer, epoch):
+    def on_epoch_begin(self, trainer: Any, epoch: int) -> None:
         """Before the batches of ``epoch`` (1-based)."""
 
-    def on_batch_begin(self, trainer, batch):
+    def on_batch_begin(self, trainer: Any, batch: int) -> None:
         """Before batch ``batch`` (1-based within the epoch)."""
 
-    def on_batch_end(self, trainer, batch, logs):
+    def on_batch_end(self, trainer: Any, batch: int, logs: dict[str, Any]) -> None:
         """After batch ``batch``; ``logs`` = {"loss": the batch's loss}."""
 
-    def on_epoch_end(self, trainer, epoch, logs):
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
         """After ``epoch`` and its validation; ``logs`` holds the epoch's values."""
 
-    def on_train_end(self, trainer):
+    def on_train_end(self, trainer: Any) -> None:
         """After the last epoch (or after ``trainer.stop_training`` was set)."""
 
-    def on_exception(self, trainer, exception):
+    def on_exception(self, trainer: Any, exception: BaseException) -> None:
         """When ``exception`` is about to end the run (a NonFiniteError, Ctrl-C, ...)."""
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """What must survive a resume from a checkpoint (JSON-friendly)."""
         return {}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (called when a run is resumed)."""
 
 
@@ -86,8 +89,8 @@ class EarlyStopping(Callback):
     memory, so they do not survive a resume).
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0.0, patience=5, mode="auto", restore_best_weights=False,
-                 verbose=0):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 5, mode: str = "auto",
+                 restore_best_weights: bool = False, verbose: int = 0) -> None:
         self.tracker = _Best("EarlyStopping", monitor, mode, min_delta)
         self.patience = check_int("EarlyStopping", "patience", patience, 0)
         self.restore_best_weights, self.verbose = bool(restore_best_weights), verbose
@@ -129,8 +132,8 @@ class ModelCheckpoint(Callback):
     ``fit(..., resume_from=".../last.npz")`` continues the run.
     """
 
-    def __init__(self, dirpath, monitor="val_loss", mode="auto", save_best=True, save_last=True,
-                 best_name="best.npz", last_name="last.npz"):
+    def __init__(self, dirpath: Any, monitor: str = "val_loss", mode: str = "auto", save_best: bool = True,
+                 save_last: bool = True, best_name: str = "best.npz", last_name: str = "last.npz") -> None:
         self.dirpath = os.fspath(dirpath)
         self.tracker = _Best("ModelCheckpoint", monitor, mode)
         self.save_best, self.save_last = bool(save_best), bool(save_last)
@@ -164,8 +167,9 @@ class LRLogger(Callback):
     """Record the learning rate of group 0 at every batch (``per_batch=True``) or epoch in
     ``self.lrs``; with ``verbose`` print each change. (The epoch's rate is also in the History.)"""
 
-    def __init__(self, per_batch=False, verbose=0):
-        self.per_batch, self.verbose, self.lrs = bool(per_batch), verbose, []
+    def __init__(self, per_batch: bool = False, verbose: int = 0) -> None:
+        self.lrs: list[float] = []
+        self.per_batch, self.verbose = bool(per_batch), verbose
 
     def _record(self, trainer):
         lr = float(trainer.optimizer.param_groups[0]["lr"])
@@ -200,7 +204,7 @@ class CSVLogger(Callback):
             existing header's columns.
     """
 
-    def __init__(self, filename, separator=",", append=False):
+    def __init__(self, filename: Any, separator: str = ",", append: bool = False) -> None:
         if not isinstance(separator, str) or len(separator) != 1:
             raise ValueError(f"CSVLogger: separator must be one character, got {separator!r}")
         self.filename, self.separator, self.append = os.fspath(filename), separator, bool(append)
@@ -252,9 +256,10 @@ class TerminateOnNaN(Callback):
             for debugging).
     """
 
-    def __init__(self, anomaly_detection=False):
+    def __init__(self, anomaly_detection: bool = False) -> None:
         self.anomaly_detection = bool(anomaly_detection)
-        self.handles, self.first_bad = [], None
+        self.handles: list[Any] = []
+        self.first_bad: Any = None
 
     def on_train_begin(self, trainer):
         """With ``anomaly_detection``, put a forward hook on every module."""

@@ -17,6 +17,10 @@ first non-finite value, raises :class:`NonFiniteLossError` / :class:`NonFiniteGr
 Nothing is written after the error, so no checkpoint or saved model is overwritten with NaN.
 """
 
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
 import numpy as np
 
 from .. import backend
@@ -31,7 +35,8 @@ class NonFiniteError(FloatingPointError):
     layer found non-finite in the re-run, or None).
     """
 
-    def __init__(self, message, epoch=None, batch=None, step=None, value=None, layer=None):
+    def __init__(self, message: str, epoch: Optional[int] = None, batch: Optional[int] = None,
+                 step: Optional[int] = None, value: Any = None, layer: Optional[str] = None) -> None:
         super().__init__(message)
         self.epoch, self.batch, self.step, self.value, self.layer = epoch, batch, step, value, layer
 
@@ -45,20 +50,20 @@ class NonFiniteGradientError(NonFiniteError):
     with ``clip_grad_norm``)."""
 
 
-def snapshot_buffers(model):
+def snapshot_buffers(model: Any) -> list[tuple[Any, str, Any]]:
     """``[(module, name, array), ...]`` for every buffer: references, not copies (see the module
     docstring), so taking one costs nothing."""
     return [(module, name, buf) for module in model.modules()
             for name, buf in module._buffers.items() if buf is not None]
 
 
-def restore_buffers(snapshot):
+def restore_buffers(snapshot: list[tuple[Any, str, Any]]) -> None:
     """Put back every buffer of a :func:`snapshot_buffers` list."""
     for module, name, buf in snapshot:
         setattr(module, name, buf)
 
 
-def is_finite_array(a):
+def is_finite_array(a: Any) -> bool:
     """True when every entry of the array ``a`` is finite (non-arrays count as finite)."""
     if not hasattr(a, "dtype") or a.dtype.kind not in "fc":
         return True
@@ -75,18 +80,18 @@ def _leaves(model):
     return leaves or named
 
 
-def non_finite_parameters(model):
+def non_finite_parameters(model: Any) -> list[str]:
     """Names of the parameters holding NaN or inf (e.g. from an earlier unchecked step)."""
     return [name for name, p in model.named_parameters() if not is_finite_array(p.data)]
 
 
-def first_bad_forward(model, loss_fn, x, y):
+def first_bad_forward(model: Any, loss_fn: Any, x: Any, y: Any) -> Optional[str]:
     """Re-run the forward pass of ``(x, y)`` and return the label of the first layer whose output
     is non-finite, or None when every layer's output is finite.
 
     Runs in the model's current mode under ``no_grad()``; buffers are restored afterwards.
     """
-    first = []
+    first: list[str] = []
 
     def make_hook(label):
         def hook(module, inputs, output):
@@ -106,13 +111,13 @@ def first_bad_forward(model, loss_fn, x, y):
     return first[0] if first else None
 
 
-def first_bad_backward(model, loss_fn, x, y):
+def first_bad_backward(model: Any, loss_fn: Any, x: Any, y: Any) -> Optional[str]:
     """Re-run forward and backward of ``(x, y)`` and return the label of the first layer (in
     backward order) whose input gradient or parameter gradient is non-finite, or None.
 
     Gradients are dropped and buffers restored afterwards.
     """
-    first = []
+    first: list[str] = []
 
     def make_hook(label):
         def hook(module, grad_input, grad_output):
@@ -138,7 +143,7 @@ def first_bad_backward(model, loss_fn, x, y):
     return first[0] if first else None
 
 
-def diagnose_loss(model, loss_fn, x, y):
+def diagnose_loss(model: Any, loss_fn: Any, x: Any, y: Any) -> tuple[str, Optional[str]]:
     """A sentence saying where a non-finite loss of the batch ``(x, y)`` came from."""
     bad_params = non_finite_parameters(model)
     if bad_params:
@@ -155,7 +160,7 @@ def diagnose_loss(model, loss_fn, x, y):
     return f"the first layer whose output went non-finite is {layer}", layer
 
 
-def diagnose_gradient(model, loss_fn, batches):
+def diagnose_gradient(model: Any, loss_fn: Any, batches: Sequence[tuple[Any, Any]]) -> tuple[str, Optional[str]]:
     """A sentence naming the first layer whose gradient went non-finite in one of ``batches``."""
     for i, (x, y) in enumerate(batches, 1):
         layer = first_bad_backward(model, loss_fn, x, y)

@@ -1,9 +1,12 @@
 """History: the per-epoch values of a training run (losses, accuracies, learning rate)."""
 
+from __future__ import annotations
+
 import csv
 import json
 import math
 import os
+from typing import Any
 
 from ..serialization import atomic_write
 
@@ -15,11 +18,11 @@ class History:
     an epoch without a value for some key (e.g. no validation that epoch) stores NaN.
     """
 
-    def __init__(self):
-        self.epochs = []
-        self.history = {}
+    def __init__(self) -> None:
+        self.epochs: list[Any] = []
+        self.history: dict[str, list[Any]] = {}
 
-    def append(self, epoch, logs):
+    def append(self, epoch: int, logs: dict[str, Any]) -> None:
         """Record the ``logs`` dict ({name: number}) of ``epoch``."""
         self.epochs.append(int(epoch))
         for key in logs:
@@ -27,40 +30,40 @@ class History:
         for key, values in self.history.items():
             values.append(float(logs.get(key, math.nan)))
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> list[Any]:
         return self.history[key]
 
-    def __contains__(self, key):
+    def __contains__(self, key: object) -> bool:
         return key in self.history
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.epochs)
 
-    def keys(self):
+    def keys(self) -> Any:
         """The logged names, in the order they first appeared."""
         return self.history.keys()
 
-    def last(self):
+    def last(self) -> dict[str, Any]:
         """The last epoch's values as a dict."""
         return {k: v[-1] for k, v in self.history.items()} if self.epochs else {}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"History(epochs={len(self.epochs)}, keys={list(self.history)})"
 
     # ------------------------------------------------------------------ state and files
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """``{"epochs": [...], "history": {name: [...]}}`` (JSON-friendly; saved in checkpoints)."""
         return {"epochs": list(self.epochs), "history": {k: list(v) for k, v in self.history.items()}}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Replace the contents with a :meth:`state_dict`."""
         if set(state) != {"epochs", "history"}:
             raise KeyError(f"History.load_state_dict: expected keys ['epochs', 'history'], got {sorted(state)}")
         self.epochs = [int(e) for e in state["epochs"]]
         self.history = {k: [float(x) for x in v] for k, v in state["history"].items()}
 
-    def to_json(self, path):
+    def to_json(self, path: Any) -> None:
         """Write {"epoch": [...], "loss": [...], ...} (NaN written as null)."""
         data = {"epoch": self.epochs}
         data.update({k: [None if math.isnan(x) else x for x in v] for k, v in self.history.items()})
@@ -68,7 +71,7 @@ class History:
         atomic_write(path, lambda f: f.write(text))
 
     @classmethod
-    def from_json(cls, path):
+    def from_json(cls, path: Any) -> History:
         """Read a History written by :meth:`to_json` (null read back as NaN)."""
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -77,15 +80,15 @@ class History:
         history.history = {k: [math.nan if x is None else float(x) for x in v] for k, v in data.items()}
         return history
 
-    def to_csv(self, path):
+    def to_csv(self, path: Any) -> None:
         """One row per epoch: epoch, then one column per key."""
-        rows = [["epoch"] + list(self.history)]
+        rows: list[list[Any]] = [["epoch"] + list(self.history)]
         for i, epoch in enumerate(self.epochs):
             rows.append([epoch] + [repr(self.history[k][i]) for k in self.history])
         with open(os.fspath(path), "w", newline="", encoding="utf-8") as f:
             csv.writer(f).writerows(rows)
 
-    def plot(self, path=None, axes=None):
+    def plot(self, path: Any = None, axes: Any = None) -> Any:
         """Loss curves (train vs val) and, when logged, accuracy curves side by side.
 
         Returns the matplotlib figure; saves it to ``path`` when given. matplotlib is

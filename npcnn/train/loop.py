@@ -13,17 +13,27 @@ of batches works; so does a DataLoader). ``len(loader)``, when defined, gives th
 its total; ``loader.state_dict()``, when defined, is saved in checkpoints.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Any, Iterable, Optional, Sequence
 
 from .. import backend
 from ..grad_mode import no_grad
+from ..nn.module import Module
 from ..nn.utils import clip_grad_norm_, eval_mode
 from ..optim.checks import check_bool, check_int, check_positive
 from ..optim.lr_scheduler import ReduceLROnPlateau
 from .callbacks import Callback
 from .checkpoint import load_checkpoint, save_checkpoint
-from .guard import (NonFiniteGradientError, NonFiniteLossError, diagnose_gradient, diagnose_loss, restore_buffers,
-                    snapshot_buffers)
+from .guard import (
+    NonFiniteGradientError,
+    NonFiniteLossError,
+    diagnose_gradient,
+    diagnose_loss,
+    restore_buffers,
+    snapshot_buffers,
+)
 from .history import History
 from .metrics import Mean, make_metric
 from .progress import ProgressBar
@@ -62,9 +72,11 @@ class Trainer:
         file: where the progress goes (default ``sys.stdout``).
     """
 
-    def __init__(self, model, loss_fn, optimizer, scheduler=None, scheduler_interval="epoch",
-                 scheduler_monitor="val_loss", metrics=("accuracy",), callbacks=(), clip_grad_norm=None,
-                 verbose=1, file=None, accumulate_grad_batches=1, check_finite=True):
+    def __init__(self, model: Module, loss_fn: Module, optimizer: Any, scheduler: Any = None,
+                 scheduler_interval: str = "epoch", scheduler_monitor: str = "val_loss",
+                 metrics: Sequence[Any] = ("accuracy",), callbacks: Sequence[Callback] = (),
+                 clip_grad_norm: Optional[float] = None, verbose: int = 1, file: Any = None,
+                 accumulate_grad_batches: int = 1, check_finite: bool = True) -> None:
         if scheduler_interval not in ("epoch", "batch"):
             raise ValueError(f"Trainer: scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}")
         if verbose not in (0, 1, 2) or isinstance(verbose, float):
@@ -89,13 +101,13 @@ class Trainer:
         self.current_batch = 0    # the batch in progress within it (1-based)
         self.global_step = 0      # optimizer steps taken by this Trainer
         self.stop_training = False
-        self.train_loader = None
-        self._window = []         # the micro-batches since the last step (kept only to diagnose)
-        self._buffers = []        # the buffers as they were at the last step
+        self.train_loader: Optional[Iterable[Any]] = None
+        self._window: list[Any] = []  # the micro-batches since the last step (kept only to diagnose)
+        self._buffers: list[Any] = []  # the buffers as they were at the last step
 
     # ------------------------------------------------------------------ one step
 
-    def train_step(self, batch):
+    def train_step(self, batch: Any) -> tuple[Any, Any]:
         """One forward -> loss -> backward -> step cycle on ``batch = (x, y)``; returns (loss, logits).
 
         Always one optimizer step, whatever ``accumulate_grad_batches`` is (``fit`` does the
@@ -169,7 +181,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ epochs
 
-    def fit(self, train_loader, epochs, val_loader=None, initial_epoch=None, resume_from=None):
+    def fit(self, train_loader: Iterable[Any], epochs: int, val_loader: Optional[Iterable[Any]] = None,
+            initial_epoch: Optional[int] = None, resume_from: Any = None) -> History:
         """Train until ``epochs`` epochs are complete in all; returns the History.
 
         Args:
@@ -275,7 +288,7 @@ class Trainer:
         elif self.scheduler_interval == "epoch":
             self.scheduler.step()
 
-    def evaluate(self, loader):
+    def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
         """Loss and metrics of the model on ``loader`` (eval mode, no caches kept)."""
         return evaluate(self.model, loader, self.metric_specs, self.loss_fn)
 
@@ -287,13 +300,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def save_checkpoint(self, path):
+    def save_checkpoint(self, path: Any) -> None:
         """Save model, optimizer, scheduler, epoch, RNG, loader state, history and callbacks."""
         extra = {"callbacks": [callback.state_dict() for callback in self.callbacks]}
         save_checkpoint(path, self.model, self.optimizer, self.scheduler, epoch=self.epoch, history=self.history,
                         loader=self.train_loader, extra=extra)
 
-    def load_checkpoint(self, path):
+    def load_checkpoint(self, path: Any) -> Any:
         """Restore a :meth:`save_checkpoint` file; the next ``fit`` continues after its epoch."""
         info = load_checkpoint(path, self.model, self.optimizer, self.scheduler, loader=self.train_loader,
                                history=self.history)
@@ -341,7 +354,8 @@ def _scalars(loss_mean, metrics):
     return logs
 
 
-def evaluate(model, loader, metrics=("accuracy",), loss_fn=None):
+def evaluate(model: Module, loader: Iterable[Any], metrics: Sequence[Any] = ("accuracy",),
+             loss_fn: Optional[Module] = None) -> dict[str, float]:
     """``{"loss": ..., "accuracy": ..., ...}`` of ``model`` over ``loader``.
 
     Runs in eval mode under ``no_grad()`` and puts every module's mode back afterwards.
@@ -380,9 +394,11 @@ def evaluate(model, loader, metrics=("accuracy",), loss_fn=None):
     return results
 
 
-def fit(model, loss_fn, optimizer, train_loader, epochs, val_loader=None, scheduler=None, callbacks=(),
-        verbose=1, scheduler_interval="epoch", metrics=("accuracy",), clip_grad_norm=None, initial_epoch=None,
-        resume_from=None, file=None, accumulate_grad_batches=1, check_finite=True):
+def fit(model: Module, loss_fn: Module, optimizer: Any, train_loader: Iterable[Any], epochs: int,
+        val_loader: Optional[Iterable[Any]] = None, scheduler: Any = None, callbacks: Sequence[Callback] = (),
+        verbose: int = 1, scheduler_interval: str = "epoch", metrics: Sequence[Any] = ("accuracy",),
+        clip_grad_norm: Optional[float] = None, initial_epoch: Optional[int] = None, resume_from: Any = None,
+        file: Any = None, accumulate_grad_batches: int = 1, check_finite: bool = True) -> History:
     """Train ``model`` for ``epochs`` epochs and return the History.
 
     ``Trainer(model, loss_fn, optimizer, ...).fit(train_loader, epochs, ...)`` in one call: see
@@ -399,7 +415,7 @@ def fit(model, loss_fn, optimizer, train_loader, epochs, val_loader=None, schedu
                        resume_from=resume_from)
 
 
-def train_step(model, loss_fn, optimizer, batch):
+def train_step(model: Module, loss_fn: Module, optimizer: Any, batch: Any) -> float:
     """The bare cycle as a function: forward, loss, backward, step, zero_grad; returns the loss.
 
     No checks and no extras (use :class:`Trainer` for those): what one iteration is, written out.

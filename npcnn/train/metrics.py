@@ -8,13 +8,17 @@ Targets are class indices of shape (N,), or one-hot / probability rows of the lo
 (their argmax is the class).
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 from ..backend import get_array_module, to_numpy
 from ..optim.checks import check_int
 
 
-def class_targets(logits, y):
+def class_targets(logits: Any, y: Any) -> Any:
     """Class indices (N,) from integer labels or from one-hot rows; None when ``y`` is not
     a classification target for ``logits`` (e.g. regression), so accuracy does not apply."""
     if logits.ndim != 2:
@@ -26,7 +30,7 @@ def class_targets(logits, y):
     return None
 
 
-def topk_correct(logits, y, k=1):
+def topk_correct(logits: Any, y: Any, k: int = 1) -> int:
     """How many rows have their target among the ``k`` largest logits.
 
     For k > 1 a target tied with others counts as inside the top k when fewer than k logits are
@@ -45,17 +49,17 @@ def topk_correct(logits, y, k=1):
     return int((rank < k).sum())
 
 
-def accuracy(logits, y):
+def accuracy(logits: Any, y: Any) -> float:
     """Top-1 accuracy in [0, 1]: the fraction of rows whose largest logit is the target."""
     return topk_correct(logits, y, 1) / logits.shape[0]
 
 
-def topk_accuracy(logits, y, k=5):
+def topk_accuracy(logits: Any, y: Any, k: int = 5) -> float:
     """Top-k accuracy in [0, 1]: the fraction of rows whose target is among the k largest logits."""
     return topk_correct(logits, y, k) / logits.shape[0]
 
 
-def confusion_matrix(predicted, target, num_classes):
+def confusion_matrix(predicted: Any, target: Any, num_classes: int) -> np.ndarray:
     """``M[i, j]`` = number of samples of true class i predicted as class j (a NumPy int64 array)."""
     predicted, target = to_numpy(predicted).astype(np.int64).ravel(), to_numpy(target).astype(np.int64).ravel()
     if predicted.shape != target.shape:
@@ -70,20 +74,20 @@ class Mean:
 
     name = "loss"
 
-    def __init__(self, name="loss"):
+    def __init__(self, name: str = "loss") -> None:
         self.name = name
         self.reset()
 
-    def reset(self):
+    def reset(self) -> None:
         """Start a new mean."""
         self.total, self.count = 0.0, 0
 
-    def update(self, value, n=1):
+    def update(self, value: float, n: int = 1) -> None:
         """Add ``value``, the mean over a batch of ``n`` samples (weight n)."""
         self.total += float(value) * n
         self.count += int(n)
 
-    def compute(self):
+    def compute(self) -> Any:
         """The weighted mean so far (NaN before any update)."""
         return self.total / self.count if self.count else float("nan")
 
@@ -91,16 +95,16 @@ class Mean:
 class Accuracy:
     """Running top-k accuracy; named "accuracy" for k = 1 and "top{k}_accuracy" otherwise."""
 
-    def __init__(self, k=1):
+    def __init__(self, k: int = 1) -> None:
         self.k = check_int("Accuracy", "k", k, 1)
         self.name = "accuracy" if self.k == 1 else f"top{self.k}_accuracy"
         self.reset()
 
-    def reset(self):
+    def reset(self) -> None:
         """Start counting again."""
         self.correct, self.count = 0, 0
 
-    def update(self, logits, y):
+    def update(self, logits: Any, y: Any) -> None:
         """Count the rows of ``logits`` (N, C) whose target ``y`` is among the top k; batches that
         are not classification (regression targets) are skipped."""
         if class_targets(logits, y) is None:
@@ -108,7 +112,7 @@ class Accuracy:
         self.correct += topk_correct(logits, y, self.k)
         self.count += logits.shape[0]
 
-    def compute(self):
+    def compute(self) -> Any:
         """The fraction correct so far, in [0, 1] (NaN before any counted batch)."""
         return self.correct / self.count if self.count else float("nan")
 
@@ -116,16 +120,16 @@ class Accuracy:
 class ConfusionMatrix:
     """Running confusion matrix over batches; ``compute()`` returns the (C, C) counts."""
 
-    def __init__(self, num_classes):
+    def __init__(self, num_classes: int) -> None:
         self.num_classes = check_int("ConfusionMatrix", "num_classes", num_classes, 1)
         self.name = "confusion_matrix"
         self.reset()
 
-    def reset(self):
+    def reset(self) -> None:
         """Zero the counts."""
         self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
 
-    def update(self, logits, y):
+    def update(self, logits: Any, y: Any) -> None:
         """Add a batch: the argmax of ``logits`` (N, C) against the targets ``y``."""
         labels = class_targets(logits, y)
         if labels is None:
@@ -133,12 +137,12 @@ class ConfusionMatrix:
         predicted = get_array_module(logits).argmax(logits, axis=1)
         self.matrix += confusion_matrix(predicted, labels, self.num_classes)
 
-    def compute(self):
+    def compute(self) -> Any:
         """The (C, C) counts so far, rows true class, columns predicted (a copy)."""
         return self.matrix.copy()
 
 
-def make_metric(spec):
+def make_metric(spec: Any) -> Any:
     """"accuracy" / "top5" / "top5_accuracy" / a metric object -> a running metric."""
     if not isinstance(spec, str):
         return spec

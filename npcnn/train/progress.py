@@ -7,9 +7,12 @@ the finished epoch's line is printed. The images/s figure counts the training st
 validation pass after them is not in it).
 """
 
+from __future__ import annotations
+
 import shutil
 import sys
 import time
+from typing import Any, Optional
 
 
 def _format_seconds(seconds):
@@ -28,13 +31,13 @@ def _format_value(key, value):
     return f"{key} {value:.4f}"
 
 
-def in_notebook(file):
+def in_notebook(file: Any) -> bool:
     """True when ``file`` is a Jupyter (ipykernel) output stream: not a TTY, yet ``"\\r"``
     redraws a line there."""
     return type(file).__module__.startswith("ipykernel") and "ipykernel" in sys.modules
 
 
-def terminal_columns():
+def terminal_columns() -> int:
     """The terminal's width in characters (``shutil.get_terminal_size``; 80 when unknown)."""
     columns = shutil.get_terminal_size(fallback=(80, 24)).columns
     return columns if columns > 0 else 80
@@ -54,7 +57,8 @@ class ProgressBar:
 
     width = 24
 
-    def __init__(self, epoch, epochs, total=None, verbose=1, file=None, columns=None):
+    def __init__(self, epoch: int, epochs: int, total: Optional[int] = None, verbose: int = 1, file: Any = None,
+                 columns: Optional[int] = None) -> None:
         self.epoch, self.epochs, self.total = epoch, epochs, total
         self.file = sys.stdout if file is None else file
         self.verbose = int(verbose)
@@ -62,11 +66,11 @@ class ProgressBar:
         self.live = self.verbose == 1 and (bool(isatty and isatty()) or in_notebook(self.file))
         self.columns = terminal_columns() if columns is None else int(columns)
         self.start = self.last_draw = time.perf_counter()
-        self.train_end = None  # when the training steps ended (validation time is not counted)
+        self.train_end: Optional[float] = None  # when the training steps ended (validation time is not counted)
         self.batches = self.images = 0
         self._drawn = 0  # length of the line on screen, to pad over it
 
-    def update(self, batch_size, logs):
+    def update(self, batch_size: int, logs: dict[str, Any]) -> None:
         """One batch done; ``logs`` holds the running values (``loss``, ``accuracy``)."""
         self.batches += 1
         self.images += int(batch_size)
@@ -76,12 +80,12 @@ class ProgressBar:
             self._redraw(self._fit(self._parts(logs, now, done=False)))
             self.file.flush()
 
-    def end_training(self):
+    def end_training(self) -> None:
         """The training steps of the epoch are over: stop the images/s clock (before validation)."""
         if self.train_end is None:
             self.train_end = time.perf_counter()
 
-    def close(self, logs):
+    def close(self, logs: dict[str, Any]) -> None:
         """The epoch is over: print its final line (with validation values, if any).
 
         On a terminal the line is wrapped onto more lines rather than cut, so no value is lost.
