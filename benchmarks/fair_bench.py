@@ -234,7 +234,13 @@ class Driver:
                 child_env.pop(var, None)
             else:
                 child_env[var] = val
-        proc = subprocess.run(cmd, env=child_env, capture_output=True, text=True)
+        try:
+            proc = subprocess.run(cmd, env=child_env, capture_output=True, text=True, timeout=self.args.worker_timeout)
+        except subprocess.TimeoutExpired:
+            print(f"  {condition:<13} {label or framework:<24} {work:<10} b{batch:<4} t{threads} "
+                  f"did not finish in {self.args.worker_timeout} s (left out)", flush=True)
+            self.skipped[(framework + (f" [{label}, {condition}]" if label else ""), work)] = "timed out"
+            return None
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
             reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -500,6 +506,7 @@ def main():
     parser.add_argument("--python-dezero", default=sys.executable)
     parser.add_argument("--python-chainer", default=sys.executable)
     parser.add_argument("--check-tol", type=float, default=2e-3, help="twin outputs, relative to their scale")
+    parser.add_argument("--worker-timeout", type=float, default=300.0, help="seconds one process may take")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench"))
     parser.add_argument("--tiny", action="store_true", help="tiny sizes, 1 round: checks the plumbing only")
     # worker mode (started by the driver)
