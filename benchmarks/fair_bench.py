@@ -347,7 +347,10 @@ def suite_fair(driver, args):
     for work in ("lenet5", "resnet20", "conv3x3"):
         batch = conv_b if work == "conv3x3" else b
         names = frameworks + (["npcnn-winograd"] if work != "lenet5" and "npcnn" in frameworks else [])
-        jobs = [dict(framework=f, work=work, batch=batch, warmup=steps[work][0], steps=steps[work][1], threads=t)
+        # npcnn with Winograd runs as NPCNN_NUM_THREADS=split: one BLAS thread (whose spinning
+        # pool would steal the cores from the split), the Winograd chunks on t Python threads
+        jobs = [dict(framework=f, work=work, batch=batch, warmup=steps[work][0], steps=steps[work][1], threads=t,
+                     env=dict(UNSET, NPCNN_NUM_THREADS="split") if f == "npcnn-winograd" else None)
                 for f in names]
         print(f"{work}:", flush=True)
         rounds_of(driver, jobs, args.rounds)
@@ -433,7 +436,7 @@ def table_fair(rows, threads):
         lines.append(f"| {title} | {cell('torch')} | {cell('npcnn')} | {ratio('npcnn', 'torch')} | {cell('dezero')} "
                      f"| {cell('chainer')} | {ratio('npcnn', 'dezero')} | {ratio('npcnn', 'chainer')} |")
         if cells["npcnn-winograd"] is not None:
-            lines.append(f"| ... npcnn with Winograd F(2x2,3x3) | | {cell('npcnn-winograd')} | "
+            lines.append(f"| ... npcnn, Winograd F(2x2,3x3), NPCNN_NUM_THREADS=split | | {cell('npcnn-winograd')} | "
                          f"{ratio('npcnn-winograd', 'torch')} | | | {ratio('npcnn-winograd', 'dezero')} | "
                          f"{ratio('npcnn-winograd', 'chainer')} |")
     for label, title in (("gemm-numpy", "NumPy (OpenBLAS)"), ("gemm-torch", "PyTorch (MKL)")):
