@@ -16,9 +16,11 @@ python benchmarks/fair_bench.py --suite load --rounds 2
 quiet
 python benchmarks/conv_bench.py --algos im2col winograd --repeats 5 \
     --shapes vgg3x3 resnet20_stem resnet20_s1 resnet20_s2 resnet20_s3 vgg3x3_c128 vgg3x3_c256 | tee runs/bench/conv_bench.txt
+NPCNN_NUM_THREADS=split python benchmarks/conv_bench.py --algos im2col winograd --repeats 5 \
+    --shapes vgg3x3 resnet20_stem resnet20_s1 resnet20_s2 resnet20_s3 vgg3x3_c128 vgg3x3_c256 | tee runs/bench/conv_bench_split.txt
 quiet
 python benchmarks/fair_bench.py --suite scaling --rounds 1
 quiet
 python benchmarks/train_bench.py --nets lenet5-relu resnet20 --profile | tee runs/bench/train_profile.txt
-python benchmarks/train_bench.py --nets resnet20 --profile --winograd | tee runs/bench/train_profile_winograd.txt
+NPCNN_NUM_THREADS=split python benchmarks/train_bench.py --nets resnet20 --profile --winograd | tee runs/bench/train_profile_winograd.txt
 quiet
