@@ -29,7 +29,12 @@ _cache = {}
 ENV = "NPCNN_NUM_THREADS"
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # What npcnn does at import when neither NPCNN_NUM_THREADS nor a BLAS variable is set.
-DEFAULT = "keep"
+# Measured (benchmarks/fair_bench.py --suite load, 2 cores, ResNet-20 batch 128 train step):
+# two BLAS threads 1.14 s quiet but 2.5-2.7 s beside one busy process (their spinning threads
+# fight it); one BLAS thread 1.29 s quiet and 1.18-1.34 s beside it. "split" (one BLAS thread,
+# the Winograd chunks on both cores) is 1.18 s quiet and 1.34-1.41 s loaded: nearly the best
+# of both, so it is the default.
+DEFAULT = "split"
 
 
 def _openblas():
