@@ -2,7 +2,7 @@
 # The speed figures of the README, in one go (about 20 minutes on 2 cores). Run on a quiet
 # machine: check `uptime` (load average < 0.5) first; every suite records the load before and
 # after. Results: runs/bench/{fair,load,scaling}.{json,md}, conv_bench*.txt, train_profile*.txt.
-# (The run of 2026-12-01 10:11-10:26 UTC, in this order but with scaling first, is kept in
+# (The run of 2026-12-01 10:11-10:32 UTC, in this order but with scaling first and fair twice, is in
 # benchmarks/results/2026-12-01/.) NPCNN_NUM_THREADS=keep: NumPy's two BLAS threads, as fair_bench's
 # own processes (which set OPENBLAS_NUM_THREADS) get; split: npcnn's default.
 #   DEZERO_PY, CHAINER_PY: interpreters with DeZero / Chainer 7.8.1 (see fair_bench.py's docstring).
