@@ -10,12 +10,19 @@ the FFT module, random numbers) are wrapped here, so no layer ever branches on t
 
 The active backend is NumPy unless the environment variable ``NPCNN_BACKEND=cupy`` is set or
 ``set_backend("cupy")`` is called. CuPy is imported only when it is asked for.
+
+NumPy's BLAS thread count is set once here, at import, by ``npcnn.threads.apply_default``
+(``NPCNN_NUM_THREADS``: a count, ``auto`` or ``keep``; see :mod:`npcnn.threads`).
 """
 
 import contextlib
 import os
 
 import numpy as np
+
+from . import threads as _threads
+
+_threads.apply_default()
 
 _BACKENDS = ("numpy", "cupy")
 
