@@ -17,7 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from npcnn.functional.conv_fft import conv2d_fft_backward, conv2d_fft_forward, fft_cost, im2col_cost  # noqa: E402
+from npcnn.functional.conv import im2col_cost  # noqa: E402
+from npcnn.functional.conv_fft import conv2d_fft_backward, conv2d_fft_forward, fft_cost  # noqa: E402
 
 
 def im2col_forward(x, w, pad):

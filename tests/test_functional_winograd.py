@@ -6,7 +6,7 @@ import pytest
 
 from npcnn.functional import conv as F
 from npcnn.functional import winograd as Wg
-from npcnn.gradcheck import check_function
+from npcnn.gradcheck import check_function, check_module
 from conftest import cupy_or_skip, noncontiguous, torch_or_skip
 
 
@@ -223,3 +223,28 @@ def test_cupy_matches_numpy():
     for got, want in zip((gout,) + ggrads, (out,) + grads):
         assert got.dtype == np.float32
         np.testing.assert_allclose(cupy.asnumpy(got), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("groups, padding", [(1, 1), (2, 0), (1, (2, 1))])
+def test_conv2d_layer_with_algo_winograd_matches_im2col(groups, padding):
+    from npcnn import nn
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 7, 6))
+    a = nn.Conv2d(4, 6, 3, padding=padding, groups=groups, algo="winograd").double()
+    b = nn.Conv2d(4, 6, 3, padding=padding, groups=groups, algo="im2col").double()
+    b.load_state_dict(a.state_dict())
+    out = a(x)
+    assert a.algo_used == "winograd"
+    np.testing.assert_allclose(out, b(x), rtol=1e-10, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(a.backward(dout), b.backward(dout), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.weight.grad, b.weight.grad, rtol=1e-10, atol=1e-12)
+    check_module(a, x).assert_ok()
+
+
+def test_conv2d_algo_winograd_rejects_other_kernels():
+    from npcnn import nn
+
+    with pytest.raises(ValueError, match="winograd.*3x3"):
+        nn.Conv2d(2, 2, 5, algo="winograd")(np.zeros((1, 2, 6, 6), np.float32))

@@ -200,7 +200,7 @@ def test_errors(rng):
     with pytest.raises(ValueError, match="padding_mode"):
         nn.Conv2d(3, 4, 3, padding_mode="mirror")
     with pytest.raises(ValueError, match="algo"):
-        nn.Conv2d(3, 4, 3, algo="winograd")
+        nn.Conv2d(3, 4, 3, algo="strassen")
     with pytest.raises(ValueError, match="ConvTranspose2d: output_padding"):
         nn.ConvTranspose2d(3, 4, 3, stride=2, output_padding=2)
     with pytest.raises(ValueError, match="ConvTranspose2d: output_padding"):

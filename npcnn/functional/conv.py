@@ -61,7 +61,7 @@ and conv2d's weight gradient (for dw).
 from collections import namedtuple
 
 from ..backend import as_strided, get_array_module
-from . import conv_fft
+from . import conv_fft, winograd
 from .geometry import as_tuple, conv_geometry, conv_output_size, conv_transpose_output_size, pair, padding_pairs
 from .padding import pad_backward, pad_forward
 
@@ -398,12 +398,12 @@ def _gradients(dout, x, w, g, max_buffer_bytes, need_dx=True, need_dw=True):
 # ----------------------------------------------------------------------------- conv2d
 
 
-ALGORITHMS = ("auto", "im2col", "fft", "direct")
+ALGORITHMS = ("auto", "im2col", "fft", "winograd", "direct")
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 ConvCache = namedtuple("ConvCache", "algo saved pad")
-ConvCache.__doc__ = """The cache of conv2d_forward: ``algo`` (the algorithm that ran, "im2col", "fft" or
-"direct"), ``saved`` (that algorithm's own cache) and ``pad`` (pad_forward's cache for a padding mode
+ConvCache.__doc__ = """The cache of conv2d_forward: ``algo`` (the algorithm that ran, "im2col", "fft",
+"winograd" or "direct"), ``saved`` (that algorithm's own cache) and ``pad`` (pad_forward's cache for a padding mode
 other than zeros, else None). conv2d_backward dispatches on ``algo``."""
 
 
@@ -434,8 +434,10 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
 
     padding: int, (ph, pw) or ((top, bottom), (left, right)).
     max_buffer_bytes: cap of the im2col column buffer (default :func:`get_max_buffer_bytes`).
-    algo: "im2col" (GEMM), "fft" (:mod:`npcnn.functional.conv_fft`), "direct" (the loop twin
-    :func:`conv2d_naive`, for teaching and tiny inputs) or "auto" (:func:`choose_algorithm`).
+    algo: "im2col" (GEMM), "fft" (:mod:`npcnn.functional.conv_fft`), "winograd" (F(2x2, 3x3) for
+    3x3 kernels at stride 1, dilation 1: :mod:`npcnn.functional.winograd`; never chosen by "auto"),
+    "direct" (the loop twin :func:`conv2d_naive`, for teaching and tiny inputs) or "auto"
+    (:func:`choose_algorithm`).
     padding_mode: "zeros", or "reflect", "replicate", "circular" (:mod:`npcnn.functional.padding`
     pads first, then the convolution pads nothing).
     layer: the caller's name in errors.
@@ -452,6 +454,11 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilati
     algo = choose_algorithm(algo, (g.kh, g.kw), g.stride, g.dilation, g.groups, x, w)
     if algo == "fft":
         out, saved = conv_fft.conv2d_fft_forward(x, w, b, layer=layer, geometry=g)
+    elif algo == "winograd":
+        if not winograd.winograd_applicable(w.shape, g.stride, g.dilation):
+            raise ValueError(f"{layer}: algo='winograd' needs a 3x3 kernel with stride 1 and dilation 1, "
+                             f"got kernel {(g.kh, g.kw)}, stride {g.stride}, dilation {g.dilation}")
+        out, saved = winograd.winograd_conv2d_forward(x, w, b, g.pads, g.groups)
     elif algo == "direct":
         out, saved = conv2d_naive(x, w, b, g.stride, g.pads, g.dilation, g.groups), (x, w, b is not None, g)
     else:
@@ -464,6 +471,8 @@ def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
     needed (or a missing bias's) comes back as None."""
     if cache.algo == "fft":
         dx, dw, db = conv_fft.conv2d_fft_backward(dout, cache.saved, need_dx, need_dw)
+    elif cache.algo == "winograd":
+        dx, dw, db = winograd.winograd_conv2d_backward(dout, cache.saved, need_dx, need_dw)
     elif cache.algo == "direct":
         x, w, has_bias, g = cache.saved
         dx, dw, db = conv2d_naive_backward(dout, x, w, g.stride, g.pads, g.dilation, g.groups)
