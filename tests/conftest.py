@@ -53,6 +53,14 @@ def cupy_or_skip():
     return cupy
 
 
+@pytest.fixture
+def cupy():
+    """The CuPy module, with npcnn's backend switched to it for the test (skipped without a GPU)."""
+    module = cupy_or_skip()
+    with npcnn.use_backend("cupy"):
+        yield module
+
+
 def noncontiguous(a):
     """The same values as ``a`` in a non-contiguous float64 view (every other element of a
     twice-as-wide buffer along the last axis)."""

@@ -9,16 +9,8 @@ import pytest
 import npcnn
 from npcnn import backend, data
 from npcnn.data import transforms as T
-from conftest import cupy_or_skip
 
 pytestmark = pytest.mark.gpu
-
-
-@pytest.fixture
-def cupy():
-    module = cupy_or_skip()
-    with npcnn.use_backend("cupy"):
-        yield module
 
 
 TRANSFORMS = {

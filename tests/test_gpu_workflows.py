@@ -14,16 +14,8 @@ import pytest
 import npcnn
 from npcnn import backend, data, diagnostics, gradcheck, nn, optim, serialization, train, viz
 from npcnn.models import get_model
-from conftest import cupy_or_skip
 
 pytestmark = pytest.mark.gpu
-
-@pytest.fixture
-def cupy():
-    module = cupy_or_skip()
-    with npcnn.use_backend("cupy"):
-        yield module
-
 
 def images(n=8, shape=(1, 28, 28), classes=10, seed=0):
     rng = np.random.default_rng(seed)
