@@ -24,7 +24,7 @@ _SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", 
 _GETTERS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads",
             "scipy_openblas_get_num_threads")
 
-_cache = {}
+_cache: dict = {}  # the BLAS library found, looked up once
 
 ENV = "NPCNN_NUM_THREADS"
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
