@@ -16,7 +16,7 @@ import numpy as np
 
 import npcnn
 from npcnn import data, diagnostics, nn, optim, train
-from _course import claim, savefig, setup
+from _course import claim, flat_digits, savefig, setup
 
 quick, out = setup("06_initialization", "Initialization")
 
@@ -140,15 +140,7 @@ for activation in ("tanh", "relu"):
 # momentum from each initialization; the loss on a fixed set of 1,000 training digits.
 
 # %%
-try:
-    mnist = data.mnist(train=True, normalize=True, download=False)
-    images, labels, task = mnist.images[:12000], mnist.labels[:12000], "MNIST"
-except data.DatasetNotFoundError:
-    print("MNIST not found: training on synthetic shapes instead")
-    images, labels = data.shapes(4000, size=28, seed=0)
-    task = "synthetic shapes"
-x_all = images.reshape(len(images), -1).astype(np.float32)
-x_all = (x_all - x_all.mean()) / x_all.std()
+x_all, labels, task = flat_digits()
 x_eval, y_eval = x_all[:1000], labels[:1000]
 n_classes = int(labels.max()) + 1
 guess = float(np.log(n_classes))  # the loss of a network that outputs the same logits for every input

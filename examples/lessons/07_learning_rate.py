@@ -21,7 +21,7 @@ import numpy as np
 import npcnn
 from npcnn import data, diagnostics, nn, optim, train
 from npcnn.optim import lr_scheduler
-from _course import claim, savefig, setup
+from _course import claim, flat_digits, savefig, setup
 
 quick, out = setup("07_learning_rate", "The learning rate and its schedules")
 
@@ -166,15 +166,7 @@ savefig(fig, out, "schedules.png")
 # settle into the minimum instead of rattling around it at full step size.
 
 # %%
-try:
-    mnist = data.mnist(train=True, normalize=True, download=False)
-    images, labels, task = mnist.images[:12000], mnist.labels[:12000], "MNIST"
-except data.DatasetNotFoundError:
-    print("MNIST not found: training on synthetic shapes instead")
-    images, labels = data.shapes(4000, size=28, seed=0)
-    task = "synthetic shapes"
-x_all = images.reshape(len(images), -1).astype(np.float32)
-x_all = (x_all - x_all.mean()) / x_all.std()
+x_all, labels, task = flat_digits()
 n_classes = int(labels.max()) + 1
 eval_loader = data.DataLoader((x_all[:1000], labels[:1000]), batch_size=1000)
 

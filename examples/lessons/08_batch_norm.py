@@ -16,7 +16,7 @@ import numpy as np
 
 import npcnn
 from npcnn import data, diagnostics, nn, optim, train
-from _course import claim, savefig, setup
+from _course import claim, flat_digits, savefig, setup
 
 quick, out = setup("08_batch_norm", "Batch normalization")
 
@@ -117,15 +117,7 @@ diagnostics.plot_activation_histograms(recorders, path=out / "activations.png", 
 #   mean of the training loss first falls below 0.5.
 
 # %%
-try:
-    mnist = data.mnist(train=True, normalize=True, download=False)
-    images, labels, task = mnist.images[:12000], mnist.labels[:12000], "MNIST"
-except data.DatasetNotFoundError:
-    print("MNIST not found: training on synthetic shapes instead")
-    images, labels = data.shapes(4000, size=28, seed=0)
-    task = "synthetic shapes"
-x_all = images.reshape(len(images), -1).astype(np.float32)
-x_all = (x_all - x_all.mean()) / x_all.std()
+x_all, labels, task = flat_digits()
 n_classes = int(labels.max()) + 1
 guess = float(np.log(n_classes))
 x_train, y_train = x_all[:-1000], labels[:-1000]

@@ -41,3 +41,22 @@ def savefig(fig, out, filename):
     plt.close(fig)
     print(f"wrote {path}")
     return path
+
+
+def flat_digits(n=12000):
+    """The first ``n`` MNIST training digits as flat standardized float32 rows, their labels and
+    the task's name; 4,000 synthetic shapes (``npcnn.data.shapes``) where MNIST is not found, so
+    a lesson still runs (and says so) on a machine without the data."""
+    import numpy as np
+
+    from npcnn import data
+
+    try:
+        mnist = data.mnist(train=True, normalize=True, download=False)
+        images, labels, task = mnist.images[:n], mnist.labels[:n], "MNIST"
+    except data.DatasetNotFoundError:
+        print("MNIST not found: training on synthetic shapes instead")
+        images, labels = data.shapes(4000, size=28, seed=0)
+        task = "synthetic shapes"
+    x_all = images.reshape(len(images), -1).astype(np.float32)
+    return (x_all - x_all.mean()) / x_all.std(), labels, task
