@@ -5,8 +5,11 @@ OpenMP/MKL) fight over the same cores: PyTorch measured inside npcnn's benchmark
 a third of its own speed. Here every (framework, work) measurement is a fresh subprocess that
 imports only its framework; the driver alternates the frameworks (in a rotated order) over
 ``--rounds`` rounds and reports, per framework, the median over rounds of each process's median
-step time, with the min-max over rounds. Every process gets the same thread count
-(OPENBLAS/OMP/MKL_NUM_THREADS and ``torch.set_num_threads``), the same weights (written once
+step time, with the min-max over rounds. npcnn runs with its library defaults (the BLAS
+thread variables and ``NPCNN_NUM_THREADS`` unset in its process: one BLAS thread, its
+convolution, BatchNorm, ReLU and pooling kernels sharing the batch over threads on all
+available cores); the other frameworks get ``--threads`` threads (OPENBLAS/OMP/MKL_NUM_THREADS,
+and ``torch.set_num_threads`` for PyTorch). Every process gets the same weights (written once
 from a seeded npcnn model) and the same batch. Before any figure is reported, the outputs of
 each framework are compared with npcnn's (training: logits and loss of the first step and the
 loss of the second, which checks the backward pass and the SGD update too; convolution: out,
@@ -16,12 +19,17 @@ Suites (``--suite``, several allowed; results as JSON and markdown under ``--out
 
 * ``fair``: LeNet-5 (ReLU, max pool, 28x28) and ResNet-20 (CIFAR) training img/s at batch 128,
   the 3x3 conv 64->64 on 64x64x32x32 forward+backward GFLOP/s (3 x 2*N*O*C*9*H*W flops; npcnn
-  also with its Winograd kernel), and the float32 GEMM throughput of NumPy and PyTorch;
+  runs with its defaults, where ``Conv2d(algo="auto")`` picks Winograd for the 3x3 stride-1
+  convolutions with >= 64 channels, and for ResNet-20 and the conv also with every conv by
+  im2col, to show what that choice adds), and the float32 GEMM throughput of NumPy and PyTorch;
 * ``scaling``: step time, img/s and peak RSS (``resource.getrusage`` in the child, so it
   includes the framework's import) of npcnn and PyTorch against depth (ResNet-20/32/44/56/110
-  at batch 128) and batch size (32..512, ResNet-20);
-* ``load``: a ResNet-20 step with 1 and 2 BLAS threads, and with npcnn's thread choices, quiet
-  and beside one competing busy process (a pure-Python loop; a one-thread GEMM loop).
+  at batch 128) and batch size (32..512, ResNet-20); npcnn with its defaults, PyTorch with
+  ``--threads``;
+* ``load``: a ResNet-20 step of npcnn with its default (1 BLAS thread, kernels on all cores),
+  with ``NPCNN_NUM_THREADS=1``, with 2 BLAS threads (``OPENBLAS_NUM_THREADS=2``, with and
+  without ``OPENBLAS_THREAD_TIMEOUT=4``) and of PyTorch with 1 and 2 threads, quiet and beside
+  one competing busy process (a pure-Python loop; a one-thread GEMM loop).
 
 Commands (the README's figures come from these, on a quiet machine: check ``uptime`` first):
 
@@ -83,14 +91,8 @@ def worker_main(args):
     kwargs = {}
     if args.framework == "torch":
         kwargs["threads"] = args.threads
-    if args.framework.startswith("npcnn-winograd"):
-        kwargs["algo"] = "winograd"
-    if args.framework == "npcnn-split":
-        kwargs["algo"] = "split-convs"
-    if args.framework == "npcnn-winograd-nosplit":
-        from npcnn.functional import winograd  # the chunks in this thread only, whatever the BLAS has
-
-        winograd._workers = lambda xp: 1
+    if args.framework == "npcnn-im2col":
+        kwargs["algo"] = "im2col"  # every conv by im2col (the default "auto" picks Winograd for some)
     if args.framework.startswith("npcnn") and args.npcnn_threads != "env":
         import npcnn.threads
 
@@ -117,6 +119,7 @@ def worker_main(args):
         import npcnn.threads
 
         result["blas_threads"] = npcnn.threads.get_num_threads()
+        result["workers"] = npcnn.threads.get_num_workers()  # threads the split kernels share chunks over
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -183,9 +186,7 @@ class Driver:
 
     def __init__(self, args, tmp):
         self.args, self.tmp, self.records = args, pathlib.Path(tmp), []
-        self.pythons = {"npcnn": sys.executable, "npcnn-winograd": sys.executable,
-                        "npcnn-winograd-nosplit": sys.executable,
-                        "npcnn-split": sys.executable,
+        self.pythons = {"npcnn": sys.executable, "npcnn-im2col": sys.executable,
                         "torch": args.python_torch,
                         "dezero": args.python_dezero, "chainer": args.python_chainer,
                         "gemm-numpy": sys.executable, "gemm-torch": args.python_torch}
@@ -217,9 +218,16 @@ class Driver:
 
     def run(self, framework, work, batch, warmup, steps, threads, env=None, label=None, npcnn_threads="env",
             condition="quiet"):
-        """One worker process; returns its result dict (also recorded), or None if skipped."""
+        """One worker process; returns its result dict (also recorded), or None if skipped.
+
+        The child's environment: this one's, the BLAS thread variables set to ``threads``, then
+        ``env`` applied (a value None unsets the variable). ``env`` None: ``NPCNN_DEFAULTS`` for
+        npcnn (the BLAS variables and NPCNN_NUM_THREADS unset, so npcnn's own default applies
+        whatever ``threads`` says), nothing more for the others."""
         if (framework, work) in self.skipped:
             return None
+        if env is None:
+            env = NPCNN_DEFAULTS if framework.startswith("npcnn") else {}
         check = self.tmp / f"check_{framework}_{work}_{batch}_{len(self.records)}.npz"
         cmd = [self.pythons[framework], str(pathlib.Path(__file__).resolve()), "--worker",
                "--framework", framework, "--work", work, "--batch", str(batch), "--warmup", str(warmup),
@@ -250,14 +258,16 @@ class Driver:
                 return None
             raise RuntimeError(f"{framework} {work} failed:\n{proc.stderr}")
         result = json.loads(lines[-1][len("RESULT "):])
-        result.update(label=label or framework, condition=condition, env=env or {}, npcnn_threads=npcnn_threads)
+        result.update(label=label or framework, condition=condition, env=env, npcnn_threads=npcnn_threads)
         if work != "gemm":
             result["check"] = self.compare(framework, work, batch, check)
         self.records.append(result)
         rate = (f"{batch / result['median_s']:8.0f} img/s" if work not in ("conv3x3", "gemm")
                 else f"{result['median_s'] * 1e3:8.1f} ms")
+        used = (f" (BLAS {result['blas_threads']}, workers {result['workers']})" if "blas_threads" in result
+                else "")
         print(f"  {condition:<13} {result['label']:<24} {work:<10} b{batch:<4} t{threads} {rate}"
-              f"  peak {result.get('peak_rss_mb', 0):6.0f} MB", flush=True)
+              f"  peak {result.get('peak_rss_mb', 0):6.0f} MB{used}", flush=True)
         return result
 
     def compare(self, framework, work, batch, check):
@@ -307,7 +317,8 @@ def summarize(records):
                "rounds": len(recs), "step_s": statistics.median(meds), "step_min_s": min(meds),
                "step_max_s": max(meds), "peak_rss_mb": max(r.get("peak_rss_mb") or 0 for r in recs),
                "rss_before_mb": max(r.get("rss_before_mb") or 0 for r in recs),
-               "check": recs[0].get("check"), "versions": recs[0].get("versions")}
+               "check": recs[0].get("check"), "versions": recs[0].get("versions"),
+               "blas_threads": recs[0].get("blas_threads"), "workers": recs[0].get("workers")}
         if work == "gemm":
             flops = 2.0 * batch ** 3
             row.update(gflops=flops / row["step_s"] / 1e9, gflops_lo=flops / row["step_max_s"] / 1e9,
@@ -346,11 +357,10 @@ def suite_fair(driver, args):
     frameworks = [f for f in ("npcnn", "torch", "dezero", "chainer") if f in args.frameworks]
     for work in ("lenet5", "resnet20", "conv3x3"):
         batch = conv_b if work == "conv3x3" else b
-        names = frameworks + (["npcnn-winograd"] if work != "lenet5" and "npcnn" in frameworks else [])
-        # npcnn with Winograd runs as NPCNN_NUM_THREADS=split: one BLAS thread (whose spinning
-        # pool would steal the cores from the split), the Winograd chunks on t Python threads
-        jobs = [dict(framework=f, work=work, batch=batch, warmup=steps[work][0], steps=steps[work][1], threads=t,
-                     env=dict(UNSET, NPCNN_NUM_THREADS="split") if f == "npcnn-winograd" else None)
+        # npcnn (and npcnn-im2col, every conv forced to im2col: what auto's Winograd choice adds)
+        # with the library's thread defaults (Driver.run: NPCNN_DEFAULTS), the others with t threads
+        names = frameworks + (["npcnn-im2col"] if work != "lenet5" and "npcnn" in frameworks else [])
+        jobs = [dict(framework=f, work=work, batch=batch, warmup=steps[work][0], steps=steps[work][1], threads=t)
                 for f in names]
         print(f"{work}:", flush=True)
         rounds_of(driver, jobs, args.rounds)
@@ -366,6 +376,7 @@ def suite_scaling(driver, args):
     batches = (4, 8) if args.tiny else (32, 64, 128, 256, 512)
     b = 8 if args.tiny else args.batch
     warmup, steps = (1, 1) if args.tiny else (1, 3)
+    # npcnn with its defaults (Driver.run: NPCNN_DEFAULTS), PyTorch with torch.set_num_threads(t)
     jobs = [dict(framework=f, work=f"resnet{d}", batch=b, warmup=warmup, steps=steps, threads=t)
             for d in depths for f in ("npcnn", "torch")]
     jobs += [dict(framework=f, work="resnet20", batch=n, warmup=warmup, steps=steps, threads=t)
@@ -373,17 +384,18 @@ def suite_scaling(driver, args):
     rounds_of(driver, jobs, args.rounds)
 
 
+# None: unset in the child. NPCNN_DEFAULTS: npcnn's library defaults (NPCNN_NUM_THREADS unset and no
+# BLAS variable, so its "split" default applies: 1 BLAS thread, kernel workers on all cores).
 UNSET = {"OPENBLAS_NUM_THREADS": None, "OMP_NUM_THREADS": None, "MKL_NUM_THREADS": None}
-LOAD_VARIANTS = [  # (label, framework, threads, npcnn_threads, extra env)
-    ("npcnn 1 thread", "npcnn", 1, "env", {}),
-    ("npcnn 2 threads", "npcnn", 2, "env", {}),
-    ("npcnn 2 thr, OPENBLAS_THREAD_TIMEOUT=4", "npcnn", 2, "env", {"OPENBLAS_THREAD_TIMEOUT": "4"}),
-    ("npcnn NPCNN_NUM_THREADS=auto", "npcnn", 2, "env", dict(UNSET, NPCNN_NUM_THREADS="auto")),
-    ("npcnn Winograd, NPCNN_NUM_THREADS=split", "npcnn-winograd", 2, "env", dict(UNSET, NPCNN_NUM_THREADS="split")),
-    ("npcnn Winograd 1 thread", "npcnn-winograd", 1, "env", {}),
-    ("npcnn Winograd 2 threads, split", "npcnn-winograd", 2, "env", {}),
-    ("npcnn Winograd 2 threads, no split", "npcnn-winograd-nosplit", 2, "env", {}),
-    ("npcnn im2col convs on batch halves in 2 threads, 1 BLAS thread", "npcnn-split", 1, "env", {}),
+NPCNN_DEFAULTS = dict(UNSET, NPCNN_NUM_THREADS=None, OPENBLAS_THREAD_TIMEOUT=None)
+LOAD_VARIANTS = [  # (label, framework, threads, npcnn_threads, env: applied after the BLAS variables = threads)
+    ("npcnn default (1 BLAS thread, kernels on all cores)", "npcnn", 1, "env", NPCNN_DEFAULTS),
+    ("npcnn NPCNN_NUM_THREADS=1 (one thread for everything)", "npcnn", 1, "env",
+     dict(NPCNN_DEFAULTS, NPCNN_NUM_THREADS="1")),
+    ("npcnn OPENBLAS_NUM_THREADS=2 (2 BLAS threads)", "npcnn", 2, "env",
+     dict(NPCNN_DEFAULTS, OPENBLAS_NUM_THREADS="2")),
+    ("npcnn OPENBLAS_NUM_THREADS=2, OPENBLAS_THREAD_TIMEOUT=4", "npcnn", 2, "env",
+     dict(NPCNN_DEFAULTS, OPENBLAS_NUM_THREADS="2", OPENBLAS_THREAD_TIMEOUT="4")),
     ("torch 1 thread", "torch", 1, "env", {}),
     ("torch 2 threads", "torch", 2, "env", {}),
 ]
@@ -425,7 +437,7 @@ def table_fair(rows, threads):
              ("resnet20", "ResNet-20 (CIFAR) train, img/s"),
              ("conv3x3", "3x3 conv 64->64 32x32 N=64 fwd+bwd, GFLOP/s")]
     for work, title in works:
-        cells = {f: by.get((work, f)) for f in ("torch", "npcnn", "dezero", "chainer", "npcnn-winograd")}
+        cells = {f: by.get((work, f)) for f in ("torch", "npcnn", "dezero", "chainer", "npcnn-im2col")}
 
         def ratio(a, b):
             return "-" if cells[a] is None or cells[b] is None else f"{value(cells[a]) / value(cells[b]):.2f}"
@@ -435,14 +447,18 @@ def table_fair(rows, threads):
 
         lines.append(f"| {title} | {cell('torch')} | {cell('npcnn')} | {ratio('npcnn', 'torch')} | {cell('dezero')} "
                      f"| {cell('chainer')} | {ratio('npcnn', 'dezero')} | {ratio('npcnn', 'chainer')} |")
-        if cells["npcnn-winograd"] is not None:
-            lines.append(f"| ... npcnn, Winograd F(2x2,3x3), NPCNN_NUM_THREADS=split | | {cell('npcnn-winograd')} | "
-                         f"{ratio('npcnn-winograd', 'torch')} | | | {ratio('npcnn-winograd', 'dezero')} | "
-                         f"{ratio('npcnn-winograd', 'chainer')} |")
+        if cells["npcnn-im2col"] is not None:
+            lines.append(f"| ... npcnn, every conv by im2col | | {cell('npcnn-im2col')} | "
+                         f"{ratio('npcnn-im2col', 'torch')} | | | {ratio('npcnn-im2col', 'dezero')} | "
+                         f"{ratio('npcnn-im2col', 'chainer')} |")
     for label, title in (("gemm-numpy", "NumPy (OpenBLAS)"), ("gemm-torch", "PyTorch (MKL)")):
         r = by.get(("gemm", label))
         if r is not None:
             lines.append(f"\nfloat32 GEMM {r['batch']}x{r['batch']}x{r['batch']}, {title}: {rate(r)} GFLOP/s")
+    npcnn = next((r for r in rows if r["label"] == "npcnn" and r.get("blas_threads") is not None), None)
+    if npcnn is not None:
+        lines.append(f"\nnpcnn with its defaults: {npcnn['blas_threads']} BLAS thread(s), kernels on "
+                     f"{npcnn['workers']} thread(s); the others with {threads} threads")
     lines.append("\nmedian over rounds of each process's median step, (min-max over rounds); "
                  "twin checks: " + ", ".join(f"{r['label']} {r['work']}: {r['check']}" for r in rows
                                              if r.get("check") not in (None, "reference")))
@@ -503,7 +519,9 @@ def main():
     parser.add_argument("--suite", nargs="+", default=["fair"], choices=list(SUITES))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads of every process (fair, scaling)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="threads of PyTorch, DeZero, Chainer and the GEMMs (fair, scaling); npcnn runs with "
+                        "its library defaults")
     parser.add_argument("--frameworks", nargs="+", default=["npcnn", "torch", "dezero", "chainer"])
     parser.add_argument("--python-torch", default=sys.executable)
     parser.add_argument("--python-dezero", default=sys.executable)

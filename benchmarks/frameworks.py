@@ -7,7 +7,8 @@ seeded npcnn model, so every framework starts from the same numbers) and returns
 ``step() -> dict of NumPy arrays`` doing one timed unit of work:
 
 * ``lenet5``: LeNet-5 with ReLU and max pooling on 28x28 inputs (c1 has padding 2), one
-  training step: forward, mean cross-entropy, backward, SGD(lr 0.01, momentum 0.9) update;
+  training step: forward, mean cross-entropy, backward (npcnn, like PyTorch, skips the
+  gradient of the input batch), SGD(lr 0.01, momentum 0.9) update;
 * ``resnet<depth>``: the CIFAR ResNet (option A shortcuts, He et al. 2015 section 4.2), the same
   training step;
 * ``conv3x3``: one 3x3 convolution (padding 1, bias) forward and backward (dx, dW, db) for a
@@ -69,117 +70,45 @@ def npcnn_conv_state(seed=0):
             "bias": rng.standard_normal(64).astype(np.float32)}
 
 
-def npcnn_use_winograd(model, min_in_channels=16):
-    """Run the 3x3 stride-1 zero-padded Conv2d layers of ``model`` with at least
-    ``min_in_channels`` input channels per group by the Winograd kernels (the rule proposed for
-    ``algo="auto"``: below 16 channels, e.g. a 3-channel stem, the transforms cost more than the
-    GEMM saves and im2col wins).
+def npcnn_set_algo(model, algo):
+    """Set ``algo`` on every ``nn.Conv2d`` of ``model`` that can run it; returns how many.
 
-    For this benchmark only, independent of how npcnn's Conv2d dispatches its algorithms: each
-    such layer instance gets a forward and backward of its own (instance attributes) that call
-    ``functional.winograd`` with the layer's weight and bias. Returns the number of layers switched.
+    "winograd" goes only to the 3x3 stride-1 dilation-1 zero-padded ones
+    (``functional.winograd.winograd_applicable``), any other algorithm ("im2col", "fft",
+    "direct", "auto") to every Conv2d. npcnn's default, "auto", already runs Winograd where it
+    pays (3x3 stride 1 dilation 1, >= 64 channels per group) and im2col elsewhere: forcing
+    "im2col" everywhere shows what that choice adds.
     """
     from npcnn import nn
-    from npcnn.functional import winograd as Wg
+    from npcnn.functional.winograd import winograd_applicable
 
     count = 0
     for m in model.modules():
-        if not (isinstance(m, nn.Conv2d) and Wg.winograd_applicable(m.weight.shape, m.stride, m.dilation)
-                and m.padding_mode == "zeros" and not isinstance(m.padding, str)
-                and m.weight.shape[1] >= min_in_channels):
+        if not isinstance(m, nn.Conv2d):
             continue
-        pads = tuple((int(p), int(p)) for p in m.padding)
-        saved = []
-
-        def forward(x, m=m, pads=pads, saved=saved):
-            out, cache = Wg.winograd_conv2d_forward(x, m.weight.data, None if m.bias is None else m.bias.data,
-                                                    pads, m.groups)
-            saved.append(cache)
-            return out
-
-        def backward(dout, m=m, saved=saved):
-            dx, dw, db = Wg.winograd_conv2d_backward(dout, saved.pop(), need_dw=m.weight.requires_grad)
-            m.weight.accumulate_grad(dw)
-            if m.bias is not None:
-                m.bias.accumulate_grad(db)
-            return dx
-
-        object.__setattr__(m, "forward", forward)
-        object.__setattr__(m, "backward", backward)
-        count += 1
-    return count
-
-
-def npcnn_split_convs(model, workers=2):
-    """Run every zero-padded Conv2d of ``model`` on batch parts in ``workers`` threads (a trial).
-
-    Each layer instance gets its own forward/backward that cut the batch into ``workers``
-    parts and call ``functional.conv``'s im2col kernels on each in a thread of
-    ``npcnn.threads.map_split`` (BLAS single-threaded meanwhile): the im2col/col2im copies then
-    use both cores too. Measures what splitting the convolution's batch loop would give.
-    Returns the number of layers switched.
-    """
-    from npcnn import nn
-    from npcnn.functional import conv as F
-    from npcnn.threads import map_split
-
-    count = 0
-    for m in model.modules():
-        if not (isinstance(m, nn.Conv2d) and m.padding_mode == "zeros" and not isinstance(m.padding, str)):
+        if algo == "winograd" and not (winograd_applicable(m.weight.shape, m.stride, m.dilation)
+                                       and m.padding_mode == "zeros"):
             continue
-        pads = tuple((int(p), int(p)) for p in m.padding)
-        saved = []
-
-        def forward(x, m=m, pads=pads, saved=saved):
-            b = None if m.bias is None else m.bias.data
-            parts = [(i * len(x) // workers, (i + 1) * len(x) // workers) for i in range(workers)]
-
-            def run(group):
-                return [F.conv2d_forward(x[i:j], m.weight.data, b, m.stride, pads, m.dilation, m.groups)
-                        for i, j in group]
-
-            results = sum(map_split(run, parts, workers), [])
-            saved.append((parts, [c for _, c in results]))
-            return np.concatenate([o for o, _ in results])
-
-        def backward(dout, m=m, saved=saved):
-            parts, caches = saved.pop()
-
-            def run(group):
-                return [F.conv2d_backward(dout[i:j], caches[k], need_dw=m.weight.requires_grad)
-                        for k, (i, j) in group]
-
-            grads = sum(map_split(run, list(enumerate(parts)), workers), [])
-            if m.weight.requires_grad:
-                m.weight.accumulate_grad(sum(g[1] for g in grads[1:]) + grads[0][1])
-            if m.bias is not None:
-                m.bias.accumulate_grad(sum(g[2] for g in grads[1:]) + grads[0][2])
-            return np.concatenate([g[0] for g in grads])
-
-        object.__setattr__(m, "forward", forward)
-        object.__setattr__(m, "backward", backward)
+        m.algo = algo
         count += 1
     return count
 
 
 def build_npcnn(work, state, x, y, algo=None):
-    """npcnn's step. ``algo="winograd"``: the Winograd kernel for conv3x3 instead of the layer,
-    and for the nets every 3x3 stride-1 convolution by Winograd (:func:`npcnn_use_winograd`)."""
+    """npcnn's step. ``algo``: None, the library's default (``Conv2d(algo="auto")``, which
+    picks Winograd for the 3x3 stride-1 convolutions with >= 64 channels, im2col elsewhere); a
+    string: that algorithm on every Conv2d that can run it (:func:`npcnn_set_algo`).
+
+    The training step runs the backward under ``nn.no_input_grad()``, as npcnn's training
+    loops do: the first layer then skips the gradient of the input batch, which PyTorch never
+    computes either (the input does not require a gradient), so both do the same work. The
+    conv3x3 step does return dx (it is one of the outputs compared and timed)."""
     import npcnn
     from npcnn import nn
 
     if work == "conv3x3":
         dout = conv_dout(x)
-        if algo == "winograd":
-            from npcnn.functional.winograd import winograd_conv2d_backward, winograd_conv2d_forward
-
-            def step():
-                out, cache = winograd_conv2d_forward(x, state["weight"], state["bias"], ((1, 1), (1, 1)))
-                dx, dw, db = winograd_conv2d_backward(dout, cache)
-                return {"out": out[:4], "dx": dx[:4], "dw": dw, "db": db}
-
-            return step
-        layer = nn.Conv2d(64, 64, 3, padding=1)
+        layer = nn.Conv2d(64, 64, 3, padding=1, algo=algo or "auto")
         layer.load_state_dict(state)
 
         def step():
@@ -193,17 +122,16 @@ def build_npcnn(work, state, x, y, algo=None):
     model = npcnn_model(work)
     model.load_state_dict(state)
     model.train()
-    if algo == "winograd":
-        npcnn_use_winograd(model)
-    if algo == "split-convs":
-        npcnn_split_convs(model)
+    if algo is not None:
+        npcnn_set_algo(model, algo)
     optimizer = npcnn.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     loss_fn = nn.CrossEntropyLoss()
 
     def step():
         logits = model(x)
         loss = loss_fn(logits, y)
-        model.backward(loss_fn.backward())
+        with nn.no_input_grad():  # the input batch's gradient is not needed (nor computed by PyTorch)
+            model.backward(loss_fn.backward())
         optimizer.step()
         optimizer.zero_grad()
         return {"logits": logits, "loss": np.float64(float(loss))}

@@ -2,9 +2,10 @@
 # The speed figures of the README, in one go (about 20 minutes on 2 cores). Run on a quiet
 # machine: check `uptime` (load average < 0.5) first; every suite records the load before and
 # after. Results: runs/bench/{fair,load,scaling}.{json,md}, conv_bench*.txt, train_profile*.txt.
-# (The run of 2026-12-01 10:11-10:32 UTC, in this order but with scaling first and fair twice, is in
-# benchmarks/results/2026-12-01/.) NPCNN_NUM_THREADS=keep: NumPy's two BLAS threads, as fair_bench's
-# own processes (which set OPENBLAS_NUM_THREADS) get; split: npcnn's default.
+# (The run of 2026-12-01 10:11-10:32 UTC, with the options of that day, is in
+# benchmarks/results/2026-12-01/.) npcnn runs with its defaults (NPCNN_NUM_THREADS unset: one BLAS
+# thread, kernels on all cores; Conv2d algo "auto"); NPCNN_NUM_THREADS=keep: NumPy's own BLAS
+# threads (one per core), the kernels following them.
 #   DEZERO_PY, CHAINER_PY: interpreters with DeZero / Chainer 7.8.1 (see fair_bench.py's docstring).
 set -e
 cd "$(dirname "$0")/.."
@@ -17,13 +18,13 @@ python benchmarks/fair_bench.py --suite fair --rounds 3 --python-dezero "$DEZERO
 quiet
 python benchmarks/fair_bench.py --suite load --rounds 2
 quiet
-NPCNN_NUM_THREADS=keep python benchmarks/conv_bench.py --algos im2col winograd --repeats 5 \
+python benchmarks/conv_bench.py --algos im2col winograd --repeats 5 \
     --shapes vgg3x3 resnet20_stem resnet20_s1 resnet20_s2 resnet20_s3 vgg3x3_c128 vgg3x3_c256 | tee runs/bench/conv_bench.txt
-NPCNN_NUM_THREADS=split python benchmarks/conv_bench.py --algos im2col winograd --repeats 5 \
-    --shapes vgg3x3 resnet20_stem resnet20_s1 resnet20_s2 resnet20_s3 vgg3x3_c128 vgg3x3_c256 | tee runs/bench/conv_bench_split.txt
+NPCNN_NUM_THREADS=keep python benchmarks/conv_bench.py --algos im2col winograd --repeats 5 \
+    --shapes vgg3x3 resnet20_stem resnet20_s1 resnet20_s2 resnet20_s3 vgg3x3_c128 vgg3x3_c256 | tee runs/bench/conv_bench_keep.txt
 quiet
 python benchmarks/fair_bench.py --suite scaling --rounds 1
 quiet
-NPCNN_NUM_THREADS=keep python benchmarks/train_bench.py --nets lenet5-relu resnet20 --profile | tee runs/bench/train_profile.txt
-NPCNN_NUM_THREADS=split python benchmarks/train_bench.py --nets resnet20 --profile --winograd | tee runs/bench/train_profile_winograd.txt
+python benchmarks/train_bench.py --nets lenet5-relu resnet20 --profile | tee runs/bench/train_profile.txt
+python benchmarks/train_bench.py --nets resnet20 --profile --algo im2col | tee runs/bench/train_profile_im2col.txt
 quiet

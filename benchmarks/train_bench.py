@@ -7,7 +7,12 @@ Images per second of a full step (forward, loss, backward, SGD update), float32,
 * ``resnet20``: ``npcnn.models.resnet20`` (option A shortcuts) on batches of 3x32x32 images;
 
 with seconds per epoch (60,000 MNIST or 50,000 CIFAR-10 images / images per second), and with
-``--profile`` the time of each layer type's forward and backward.
+``--profile`` the time of each layer type's forward and backward. The step is npcnn's own
+``npcnn.train.train_step``, whose backward runs under ``nn.no_input_grad()`` (the first layer
+skips the gradient of the input batch, as PyTorch does). By default npcnn's thread defaults
+apply (one BLAS thread, the convolution, BatchNorm, ReLU and pooling kernels sharing the batch
+over threads on all available cores) and every Conv2d keeps ``algo="auto"`` (Winograd for the
+3x3 stride-1 convolutions with >= 64 channels, im2col elsewhere).
 
 PyTorch is not timed here any more: in one process its thread pool and NumPy's OpenBLAS fight
 over the cores (PyTorch measured inside this script ran at a third of its own speed, which
@@ -17,12 +22,13 @@ framework in a process of its own and checks the twins' outputs first.
     python benchmarks/train_bench.py                  # all nets, 2 warm-up + 7 timed steps each
     python benchmarks/train_bench.py --quick          # 1 warm-up + 3 timed steps
     python benchmarks/train_bench.py --nets lenet5-relu --profile     # + time per layer type
-    python benchmarks/train_bench.py --threads 1      # one BLAS thread
-    python benchmarks/train_bench.py --nets resnet20 --winograd --profile   # 3x3 stride-1 convs by Winograd
+    python benchmarks/train_bench.py --threads 1      # one thread for the BLAS and the kernels
+    python benchmarks/train_bench.py --nets resnet20 --algo im2col --profile   # every conv by im2col
 
 Not a test: timings on a shared machine are noisy. On a machine whose cores are busy with other
-processes, OpenBLAS's threads spin waiting for each other and two threads can be several times
-slower than one: compare with ``--threads 1`` before reading anything into a slow figure.
+processes, OpenBLAS's threads spin waiting for each other and two BLAS threads can be several times
+slower than one (npcnn's default uses one): compare with ``--threads 1`` before reading anything
+into a slow figure.
 """
 
 import argparse
@@ -43,10 +49,13 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=7, help="timed steps per framework (median reported)")
     parser.add_argument("--quick", action="store_true", help="1 warm-up and 3 timed steps")
     parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS threads (set before NumPy loads; default: the machine's cores)")
+                        help="BLAS threads and kernel worker threads (OPENBLAS/OMP/MKL_NUM_THREADS and "
+                        "NPCNN_NUM_THREADS, set before NumPy loads); default: npcnn's own default (1 BLAS "
+                        "thread, kernels on all cores, unless the environment says otherwise)")
     parser.add_argument("--profile", action="store_true", help="time npcnn's layers by type, forward and backward")
-    parser.add_argument("--winograd", action="store_true",
-                        help="3x3 stride-1 convolutions by the Winograd kernels (frameworks.npcnn_use_winograd)")
+    parser.add_argument("--algo", choices=["auto", "im2col", "winograd"], default="auto",
+                        help="convolution algorithm of the Conv2d layers (frameworks.npcnn_set_algo; winograd: "
+                        "the 3x3 stride-1 ones only); default auto, the library's choice")
     args = parser.parse_args(argv)
     if args.quick:
         args.warmup, args.steps = 1, 3
@@ -54,8 +63,8 @@ def parse_args(argv=None):
 
 
 ARGS = parse_args() if __name__ == "__main__" else None
-if ARGS is not None and ARGS.threads:
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+if ARGS is not None and ARGS.threads:  # otherwise nothing is set: npcnn's default applies
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NPCNN_NUM_THREADS"):
         os.environ[var] = str(ARGS.threads)
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -82,6 +91,8 @@ def npcnn_model(name):
 
 
 def npcnn_step(model, loss_fn, optimizer, x, y):
+    """npcnn's own training step: forward, loss, backward under ``nn.no_input_grad()`` (no
+    gradient of the input batch), SGD step, zero_grad."""
     return npcnn.train.train_step(model, loss_fn, optimizer, (x, y))
 
 
@@ -101,10 +112,10 @@ def setup(name, batch_size):
     y = rng.integers(0, 10, batch_size)
     npcnn.manual_seed(0)
     model = npcnn_model(name)
-    if ARGS is not None and ARGS.winograd:
+    if ARGS is not None and ARGS.algo != "auto":
         import frameworks
 
-        frameworks.npcnn_use_winograd(model)
+        frameworks.npcnn_set_algo(model, ARGS.algo)
     optimizer = npcnn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     return x, y, model, optimizer, nn.CrossEntropyLoss()
 
@@ -129,9 +140,9 @@ def profile_layers(name, args):
     def wrap(module, method, key):
         inner = getattr(module, method)
 
-        def timed_call(*a):
+        def timed_call(*a, **kw):
             start = time.perf_counter()
-            out = inner(*a)
+            out = inner(*a, **kw)  # the first layer's backward returns None under no_input_grad
             totals[key] += time.perf_counter() - start
             return out
 
@@ -159,9 +170,10 @@ def profile_layers(name, args):
 
 
 def main(args):
-    threads = npcnn.threads.get_num_threads()
-    print(f"npcnn, batch {args.batch_size}, float32, {threads} BLAS thread(s), {args.warmup} warm-up + {args.steps} "
-          "timed steps (median), forward + backward + SGD(momentum) step")
+    threads, workers = npcnn.threads.get_num_threads(), npcnn.threads.get_num_workers()
+    print(f"npcnn, batch {args.batch_size}, float32, {threads} BLAS thread(s), kernels on {workers} thread(s), "
+          f"conv algo {args.algo}, {args.warmup} warm-up + {args.steps} timed steps (median), "
+          "forward + backward + SGD(momentum) step")
     print(f"{'net':<12}{'ms/step':>9}{'img/s':>9}{'s/epoch':>9}")
     for name in args.nets:
         r = bench(name, args)

@@ -17,6 +17,8 @@ NumPy's BLAS thread count is set once here, at import, by ``npcnn.threads.apply_
 
 import contextlib
 import os
+import threading
+import weakref
 
 import numpy as np
 
@@ -301,3 +303,58 @@ def special_module(x=None):
     import scipy.special
 
     return scipy.special
+
+
+# ----------------------------------------------------------------------------- scratch memory
+
+class _ScratchArrays:
+    """One thread's kept work arrays: ``.arrays`` = {name: flat uint8 NumPy buffer}."""
+
+    def __init__(self):
+        self.arrays = {}
+
+
+_scratch = threading.local()  # .kept: this thread's _ScratchArrays
+_scratch_sets: "weakref.WeakSet[_ScratchArrays]" = weakref.WeakSet()  # every live thread's, for release_scratch
+
+# Scratch buffers up to this size are kept per thread and name between calls (larger ones are
+# allocated afresh each time, so a one-off huge layer does not pin its memory).
+SCRATCH_KEEP_BYTES = 64 * 2 ** 20
+
+
+def scratch(xp, name, shape, dtype):
+    """An uninitialized work array of ``shape`` and ``dtype`` that only the calling kernel uses.
+
+    On NumPy the memory is kept per thread and ``name`` and handed out again at the next call:
+    a fresh large array is new memory from the operating system, page-faulted in on first touch
+    (which costs about as much as the copy that fills it), and each of the kernels' threads
+    would fault in its own. The contents are whatever the last user left; a kernel must never
+    return a scratch array, nor ask for one ``name`` twice while it still uses the first. On
+    CuPy (whose memory pool already reuses blocks) this is ``cupy.empty``.
+    """
+    size = 1
+    for s in shape:
+        size *= int(s)
+    dtype = np.dtype(dtype)
+    nbytes = size * dtype.itemsize
+    if xp is not np or nbytes > SCRATCH_KEEP_BYTES:
+        return xp.empty(shape, dtype=dtype)
+    kept = getattr(_scratch, "kept", None)
+    if kept is None:
+        kept = _scratch.kept = _ScratchArrays()
+        _scratch_sets.add(kept)
+    arrays = kept.arrays
+    buffer = arrays.get(name)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = arrays[name] = np.empty(max(nbytes, 1), dtype=np.uint8)
+    return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+def release_scratch():
+    """Let go of every thread's kept :func:`scratch` memory (it is allocated again when next
+    needed); returns the bytes released. Arrays a kernel is using stay valid."""
+    released = 0
+    for kept in list(_scratch_sets):
+        released += sum(buffer.nbytes for buffer in kept.arrays.values())
+        kept.arrays = {}
+    return released

@@ -4,6 +4,7 @@ gradients, PyTorch, float32 error, chunking, flags and bad input."""
 import numpy as np
 import pytest
 
+from npcnn import threads
 from npcnn.functional import conv as F
 from npcnn.functional import winograd as Wg
 from npcnn.gradcheck import check_function, check_module
@@ -149,19 +150,38 @@ def test_chunks_give_the_same_result(monkeypatch):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
-def test_chunks_split_over_two_threads_give_the_same_result(monkeypatch):
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_chunks_shared_by_threads_give_the_same_result(monkeypatch, workers):
     rng = np.random.default_rng(10)
     x, w = rng.standard_normal((7, 2, 5, 6)), rng.standard_normal((3, 2, 3, 3))
     dout = rng.standard_normal((7, 3, 5, 6))
     out, cache = Wg.winograd_conv2d_forward(x, w, None, 1)
     grads = Wg.winograd_conv2d_backward(dout, cache)
+    monkeypatch.setattr(Wg, "CHUNK_TARGET_BYTES", 1)  # one sample per chunk: seven chunks
+    monkeypatch.setattr(Wg, "CHUNK_MIN_COLUMNS", 1)
+    with threads.num_workers(1):
+        serial = Wg.winograd_conv2d_backward(dout, Wg.winograd_conv2d_forward(x, w, None, 1)[1])
+    with threads.num_workers(workers):
+        split_out, split_cache = Wg.winograd_conv2d_forward(x, w, None, 1)
+        split = Wg.winograd_conv2d_backward(dout, split_cache)
+    np.testing.assert_allclose(split_out, out, rtol=1e-12, atol=1e-12)
+    for got, want, one in zip(split[:2], grads[:2], serial[:2]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(got, one)  # bit for bit, whichever thread took which chunk
+
+
+def test_partial_weight_gradients_are_capped(monkeypatch):
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal((6, 2, 4, 4)), rng.standard_normal((3, 2, 3, 3))
+    dout = rng.standard_normal((6, 3, 4, 4))
+    want = Wg.winograd_conv2d_backward(dout, Wg.winograd_conv2d_forward(x, w, None, 1)[1])
     monkeypatch.setattr(Wg, "CHUNK_TARGET_BYTES", 1)
     monkeypatch.setattr(Wg, "CHUNK_MIN_COLUMNS", 1)
-    monkeypatch.setattr(Wg, "_workers", lambda xp: 2)
-    split_out, split_cache = Wg.winograd_conv2d_forward(x, w, None, 1)
-    np.testing.assert_allclose(split_out, out, rtol=1e-12, atol=1e-12)
-    for got, want in zip(Wg.winograd_conv2d_backward(dout, split_cache)[:2], grads[:2]):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(Wg, "DU_PARTS_BYTES", 2 * 16 * 3 * 2 * 8)  # room for two dUs: runs of 3 chunks
+    with threads.num_workers(2):
+        got = Wg.winograd_conv2d_backward(dout, Wg.winograd_conv2d_forward(x, w, None, 1)[1])
+    for a, b in zip(got[:2], want[:2]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_need_flags_and_dout_untouched():

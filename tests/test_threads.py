@@ -91,3 +91,108 @@ def test_workers_follow_the_blas_unless_set():
             threads.set_num_workers(0)
     finally:
         threads.set_num_workers(None)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_run_shared_hands_every_item_to_exactly_one_thread(workers):
+    seen, names, lock = [], set(), threading.Lock()
+
+    def work(queue):
+        for item in queue:
+            with lock:
+                seen.append(item)
+                names.add(threading.current_thread().name)
+
+    threads.run_shared(work, range(50), workers=workers)
+    assert sorted(seen) == list(range(50))
+    assert len(names) <= workers
+    threads.run_shared(work, [], workers=workers)  # nothing to do is fine
+
+
+def test_run_shared_a_slow_thread_takes_fewer_items():
+    import time
+
+    taken = {}
+
+    def work(queue):
+        name = threading.current_thread().name
+        for item in queue:
+            taken[name] = taken.get(name, 0) + 1
+            if name == threading.main_thread().name:
+                time.sleep(0.02)  # the calling thread is kept waiting, as by a busy core
+
+    threads.run_shared(work, range(40), workers=2)
+    assert sum(taken.values()) == 40
+    assert taken.get(threading.main_thread().name, 0) < 20  # the other thread took the rest
+
+
+def test_run_shared_passes_exceptions_on_and_stops_the_others():
+    done = []
+
+    def work(queue):
+        for item in queue:
+            if item == 3:
+                raise KeyError("boom")
+            done.append(item)
+
+    with pytest.raises(KeyError):
+        threads.run_shared(work, range(1000), workers=2)
+    assert len(done) < 1000
+
+
+def test_run_shared_inside_a_worker_runs_in_that_thread():
+    inner = []
+
+    def work(queue):
+        for item in queue:
+            threads.run_shared(lambda q: inner.extend((threading.current_thread().name, i) for i in q),
+                               range(3), workers=2)
+
+    threads.run_shared(work, range(2), workers=2)
+    assert len(inner) == 6
+    for name in {n for n, _ in inner}:  # each nested call ran wholly in one thread
+        assert sorted(i for n, i in inner if n == name) in ([0, 1, 2], [0, 0, 1, 1, 2, 2])
+
+
+def test_num_workers_context_puts_the_setting_back():
+    threads.set_num_workers(None)
+    with threads.num_workers(3):
+        assert threads.get_num_workers() == 3
+    assert threads.get_num_workers() == threads.get_num_threads()
+    with pytest.raises(RuntimeError):
+        with threads.num_workers(2):
+            raise RuntimeError
+    assert threads.get_num_workers() == threads.get_num_threads()
+
+
+def test_contiguous_runs():
+    assert threads.contiguous_runs(list(range(7)), 3) == [[0, 1, 2], [3, 4], [5, 6]]
+    assert threads.contiguous_runs([1, 2], 5) == [[1], [2]]
+    assert threads.contiguous_runs([1, 2, 3], 0) == [[1, 2, 3]]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_a_pool_of_its_own():
+    import os
+
+    threads.run_shared(lambda q: list(q), range(8), workers=2)  # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:  # the child: a parallel kernel must not wait for the parent's threads
+        code = 1
+        try:
+            seen = []
+            threads.run_shared(lambda q: seen.extend(q), range(8), workers=2)
+            code = 0 if sorted(seen) == list(range(8)) else 1
+        finally:
+            os._exit(code)
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    pytest.fail("the forked child hung in run_shared")

@@ -8,17 +8,33 @@ Constants are Python floats so float32 stays float32.
 import math
 
 from ..backend import get_array_module, special_module
+from ..threads import batched, each_batch_chunk
 
 
 def relu_forward(x):
-    """out = max(x, 0); the cache is the boolean mask x > 0 (one byte per element)."""
+    """out = max(x, 0); the cache is the boolean mask x > 0 (one byte per element).
+
+    Computed chunk by chunk of the batch on all cores (``npcnn.threads.each_batch_chunk``): each
+    chunk of x is read once, while in cache, for both the output and the mask."""
     xp = get_array_module(x)
-    return xp.maximum(x, 0), x > 0
+    out, mask = xp.empty_like(x), xp.empty(x.shape, dtype=bool)
+
+    def chunk(k, rows):
+        xp.maximum(x[rows], 0, out=out[rows])
+        xp.greater(x[rows], 0, out=mask[rows])
+
+    each_batch_chunk(chunk, x)
+    return out, mask
 
 
 def relu_backward(dout, mask):
-    """dx = dout where x > 0, else 0 (the derivative at exactly 0 is taken as 0, as PyTorch)."""
-    return dout * mask
+    """dx = dout where x > 0, else 0 (the derivative at exactly 0 is taken as 0, as PyTorch).
+
+    A product with the mask (branch-free, on all cores). An inf in dout where x <= 0 gives
+    NaN there (inf * 0; PyTorch gives 0): a non-finite gradient stays non-finite either way,
+    and checking for one would cost another pass."""
+    xp = get_array_module(dout)
+    return batched(xp.multiply, dout, mask, out=xp.empty(dout.shape, dtype=dout.dtype))
 
 
 def relu6_forward(x):

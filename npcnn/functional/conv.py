@@ -60,7 +60,10 @@ and conv2d's weight gradient (for dw).
 
 from collections import namedtuple
 
-from ..backend import as_strided, get_array_module
+import numpy
+
+from ..backend import as_strided, get_array_module, scratch
+from ..threads import contiguous_runs, kernel_workers, run_shared
 from . import conv_fft, winograd
 from .geometry import as_tuple, conv_geometry, conv_output_size, conv_transpose_output_size, pair, padding_pairs
 from .padding import pad_backward, pad_forward
@@ -126,12 +129,18 @@ def column_bytes_per_sample(g, itemsize):
 # ~25% faster forward+backward with 8 MB chunks than with one 150 MB buffer), and the buffer's
 # pages are not faulted in afresh on every call.
 CHUNK_TARGET_BYTES = 8 * 2 ** 20
+# ... and a batch is cut into at least this many chunks (when it has that many samples), so that
+# the threads sharing them (npcnn.threads.run_shared) stay busy to the end: a 128-sample LeNet-5
+# layer otherwise fits into two unequal chunks. A constant, not the thread count: the chunks (and
+# so the order the weight gradient is summed in) are the same on every machine.
+MIN_CHUNKS = 8
 
 
 def chunk_plan(g, itemsize, max_buffer_bytes=None):
     """(samples per chunk, column buffer bytes) for a convolution of geometry ``g``.
 
-    As many samples as fit under min(cap, CHUNK_TARGET_BYTES), at least one (a single sample
+    As many samples as fit under min(cap, CHUNK_TARGET_BYTES), at most ceil(N / MIN_CHUNKS),
+    at least one (a single sample
     larger than that is processed alone; one larger than the cap itself is split into bands of
     output rows, see :func:`row_bands`). Pointwise convolutions use no column buffer.
     """
@@ -139,7 +148,7 @@ def chunk_plan(g, itemsize, max_buffer_bytes=None):
         return g.N, 0
     cap = get_max_buffer_bytes() if max_buffer_bytes is None else int(max_buffer_bytes)
     per_sample = column_bytes_per_sample(g, itemsize)
-    chunk = max(1, min(g.N, min(cap, CHUNK_TARGET_BYTES) // per_sample))
+    chunk = max(1, min(-(-g.N // MIN_CHUNKS), min(cap, CHUNK_TARGET_BYTES) // per_sample))
     return chunk, chunk * per_sample
 
 
@@ -210,6 +219,12 @@ def _chunks(n, size):
     return [(start, min(n, start + size)) for start in range(0, n, size)]
 
 
+# Cap of the per-run partial weight gradients of one backward call (see _gradients).
+DW_PARTS_BYTES = 32 * 2 ** 20
+
+
+
+
 # ----------------------------------------------------------------------------- im2col / col2im
 
 
@@ -220,23 +235,26 @@ def _pad(x, g):
     return get_array_module(x).pad(x, ((0, 0), (0, 0)) + g.pads)
 
 
-def _padded_chunks(x, g, chunk, flat):
-    """Yield (n0, n1, padded x[n0:n1]) for each chunk of samples.
+def _padder(x, g, chunk, flat):
+    """A function (n0, n1) -> padded x[n0:n1] (or x[n0:n1] itself when nothing is padded).
 
     Each chunk is copied into the interior of one reused zero-bordered buffer (cache-sized, and
-    no padded copy of the whole batch). The flat layout adds a zero row at the bottom: its last
-    wasted positions read up to dw*(kw-1) entries past the padded image.
+    no padded copy of the whole batch); every thread makes a padder, so a buffer of its own.
+    The flat layout adds a zero row at the bottom: its last wasted positions read up to
+    dw*(kw-1) entries past the padded image.
     """
     if g.pads == ((0, 0), (0, 0)) and not flat:
-        for n0, n1 in _chunks(g.N, chunk):
-            yield n0, n1, x[n0:n1]
-        return
+        return lambda n0, n1: x[n0:n1]
     (top, _), (left, _) = g.pads
     Hp, Wp = _padded_size(g)
-    buffer = get_array_module(x).zeros((chunk, g.C, Hp + int(flat), Wp), dtype=x.dtype)
-    for n0, n1 in _chunks(g.N, chunk):
+    buffer = scratch(get_array_module(x), "conv.pad", (chunk, g.C, Hp + int(flat), Wp), x.dtype)
+    buffer[...] = 0  # the border; the interior is overwritten chunk by chunk
+
+    def pad(n0, n1):
         buffer[: n1 - n0, :, top: top + g.H, left: left + g.W] = x[n0:n1]
-        yield n0, n1, buffer[: n1 - n0]
+        return buffer[: n1 - n0]
+
+    return pad
 
 
 def _im2col_into(xpad, g, buffer, flat):
@@ -321,21 +339,26 @@ def _output(x, w, b, g, max_buffer_bytes):
     flat, Wr = _is_flat(g), _row_width(g)
     P = g.Ho * Wr
     chunk, nbytes = chunk_plan(g, x.dtype.itemsize, max_buffer_bytes)
-    buffer = xp.empty(nbytes // x.dtype.itemsize, dtype=x.dtype)
-    result = xp.empty(g.O * chunk * P, dtype=x.dtype)
     out = xp.empty((g.N, g.O, g.Ho, g.Wo), dtype=x.dtype)
-    for n0, n1, xpad in _padded_chunks(x, g, chunk, flat):
-        n = n1 - n0
-        cols = _im2col_into(xpad, g, buffer, flat)
-        res = result[: g.O * n * P].reshape(G, g.O // G, n * P)
-        xp.matmul(wg, cols, out=res)
-        res = res.reshape(g.O, n, g.Ho, Wr)[..., : g.Wo].transpose(1, 0, 2, 3)
-        # (O, n, Ho, Wr) -> (n, O, Ho, Wo): the small transposed copy, dropping wasted positions
-        # and adding the bias on the way
-        if b is None:
-            out[n0:n1] = res
-        else:
-            xp.add(res, b.reshape(-1, 1, 1), out=out[n0:n1])
+
+    def run(queue):  # one thread: its own buffers, the chunks it draws from the shared queue
+        pad = _padder(x, g, chunk, flat)
+        buffer = scratch(xp, "conv.cols", (nbytes // x.dtype.itemsize,), x.dtype)
+        result = scratch(xp, "conv.result", (g.O * chunk * P,), x.dtype)
+        for n0, n1 in queue:
+            n = n1 - n0
+            cols = _im2col_into(pad(n0, n1), g, buffer, flat)
+            res = result[: g.O * n * P].reshape(G, g.O // G, n * P)
+            xp.matmul(wg, cols, out=res)
+            res = res.reshape(g.O, n, g.Ho, Wr)[..., : g.Wo].transpose(1, 0, 2, 3)
+            # (O, n, Ho, Wr) -> (n, O, Ho, Wo): the small transposed copy, dropping wasted
+            # positions and adding the bias on the way
+            if b is None:
+                out[n0:n1] = res
+            else:
+                xp.add(res, b.reshape(-1, 1, 1), out=out[n0:n1])
+
+    run_shared(run, _chunks(g.N, chunk), kernel_workers(xp))
     return out
 
 
@@ -358,41 +381,52 @@ def _gradients(dout, x, w, g, max_buffer_bytes, need_dx=True, need_dw=True):
             dw = xp.matmul(d4, x4.transpose(0, 1, 3, 2)).sum(axis=0).reshape(g.O, Cg, 1, 1)
         return dx, dw
     flat, Wr = _is_flat(g), _row_width(g)
-    P = g.Ho * Wr
+    P, K = g.Ho * Wr, Cg * g.kh * g.kw
     chunk, nbytes = chunk_plan(g, dtype.itemsize, max_buffer_bytes)
-    buffer = xp.empty(nbytes // dtype.itemsize, dtype=dtype)
-    dout_t = xp.empty(g.O * chunk * P, dtype=dtype)
     (top, _), (left, _) = g.pads
     Hp, Wp = _padded_size(g)
     Hp += int(flat)
-    if need_dx:
-        wt = w.reshape(G, Og, -1).transpose(0, 2, 1)
-        dx = xp.empty((g.N, g.C, g.H, g.W), dtype=dtype)
-        dxpad = xp.empty(g.C * chunk * Hp * Wp, dtype=dtype)
-    if need_dw:
-        dw = xp.zeros((G, Og, Cg * g.kh * g.kw), dtype=dtype)
-        chunks = _padded_chunks(x, g, chunk, flat)
-    else:
-        chunks = ((n0, n1, None) for n0, n1 in _chunks(g.N, chunk))
-    for n0, n1, xpad in chunks:
-        n = n1 - n0
-        # dout of the chunk as (groups, O/groups, n*Ho*Wr): the small transposed copy, with
-        # zero gradient for the wasted positions of the flat layout
-        d = dout_t[: g.O * n * P].reshape(g.O, n, g.Ho, Wr)
-        d[..., : g.Wo] = dout[n0:n1].transpose(1, 0, 2, 3)
-        d[..., g.Wo:] = 0
-        d = d.reshape(G, Og, n * P)
-        if need_dw:
-            cols = _im2col_into(xpad, g, buffer, flat)
-            dw += xp.matmul(d, cols.transpose(0, 2, 1))
-        if need_dx:
-            dcols = buffer[: g.C * g.kh * g.kw * n * P].reshape(G, -1, n * P)
-            xp.matmul(wt, d, out=dcols)
-            dpad = dxpad[: g.C * n * Hp * Wp].reshape(g.C, n, Hp, Wp)
-            dpad[...] = 0
-            _col2im_into(dcols, g, dpad, flat)
-            dx[n0:n1] = dpad[:, :, top: top + g.H, left: left + g.W].transpose(1, 0, 2, 3)
-    return (dx if need_dx else None), (dw.reshape(g.O, Cg, g.kh, g.kw) if need_dw else None)
+    wt = w.reshape(G, Og, -1).transpose(0, 2, 1) if need_dx else None
+    dx = xp.empty((g.N, g.C, g.H, g.W), dtype=dtype) if need_dx else None
+    # The chunks go out in runs of consecutive chunks with one weight gradient per run, summed in
+    # run order at the end: the same answer whichever thread took which run. A run is one chunk
+    # unless the weight is so large that the partial gradients would pass DW_PARTS_BYTES.
+    # Each part is dW^T = cols @ dout^T, (K, O/groups) per group: BLAS runs this orientation of
+    # the long-and-thin product 1.3-1.8x faster than dout @ cols^T (measured, 6 to 64 channels).
+    runs = contiguous_runs(_chunks(g.N, chunk), DW_PARTS_BYTES // (g.O * K * dtype.itemsize))
+    dw_parts = xp.empty((len(runs), G, K, Og), dtype=dtype) if need_dw else None
+
+    def run(queue):  # one thread: its own buffers, the runs it draws from the shared queue
+        pad = _padder(x, g, chunk, flat) if need_dw else None
+        buffer = scratch(xp, "conv.cols", (nbytes // dtype.itemsize,), dtype)
+        dout_t = scratch(xp, "conv.result", (g.O * chunk * P,), dtype)
+        dxpad = scratch(xp, "conv.dxpad", (g.C * chunk * Hp * Wp,), dtype) if need_dx else None
+        partial = xp.empty((G, K, Og), dtype=dtype) if need_dw else None
+        for k, run_chunks in queue:
+            for i, (n0, n1) in enumerate(run_chunks):
+                n = n1 - n0
+                # dout of the chunk as (groups, O/groups, n*Ho*Wr): the small transposed copy,
+                # with zero gradient for the wasted positions of the flat layout
+                d = dout_t[: g.O * n * P].reshape(g.O, n, g.Ho, Wr)
+                d[..., : g.Wo] = dout[n0:n1].transpose(1, 0, 2, 3)
+                d[..., g.Wo:] = 0
+                d = d.reshape(G, Og, n * P)
+                if need_dw:
+                    cols = _im2col_into(pad(n0, n1), g, buffer, flat)
+                    xp.matmul(cols, d.transpose(0, 2, 1), out=dw_parts[k] if i == 0 else partial)
+                    if i > 0:
+                        dw_parts[k] += partial
+                if need_dx:
+                    dcols = buffer[: g.C * g.kh * g.kw * n * P].reshape(G, -1, n * P)
+                    xp.matmul(wt, d, out=dcols)
+                    dpad = dxpad[: g.C * n * Hp * Wp].reshape(g.C, n, Hp, Wp)
+                    dpad[...] = 0
+                    _col2im_into(dcols, g, dpad, flat)
+                    dx[n0:n1] = dpad[:, :, top: top + g.H, left: left + g.W].transpose(1, 0, 2, 3)
+
+    run_shared(run, list(enumerate(runs)), kernel_workers(xp))
+    dw = dw_parts.sum(axis=0).transpose(0, 2, 1).reshape(g.O, Cg, g.kh, g.kw) if need_dw else None
+    return dx, dw
 
 
 # ----------------------------------------------------------------------------- conv2d
@@ -412,19 +446,40 @@ def _is_finite(a):
     return bool(get_array_module(a).isfinite(a).all())
 
 
+# "auto" runs Winograd for 3x3 convolutions with at least this many input and output channels
+# per group (see choose_algorithm).
+WINOGRAD_MIN_CHANNELS = 64
+
+
 def choose_algorithm(algo, kernel_size, stride, dilation, groups, x=None, w=None):
     """The algorithm a convolution with these settings runs: ``algo`` unless it is "auto".
 
-    "auto": FFT for kernels of 7x7 or more at stride 1, dilation 1, groups 1 (where the
-    benchmarks show it faster: its cost does not grow with the kernel area), im2col otherwise,
-    and im2col whenever ``x`` or ``w`` (when given) holds an inf or NaN: the FFT would spread a
-    non-finite value over the whole sample, so "auto" never changes the answer.
+    "auto" decides on the settings, the weight's shape and the backend:
+
+    * FFT for kernels of 7x7 or more at stride 1, dilation 1, groups 1: its cost does not grow
+      with the kernel area;
+    * Winograd F(2x2, 3x3) for 3x3 kernels at stride 1, dilation 1 with at least
+      ``WINOGRAD_MIN_CHANNELS`` (64) input and output channels per group, on NumPy: measured
+      1.04-1.2x faster than im2col forward + backward there (64 to 256 channels, 8x8 to 32x32,
+      both on both cores), but 1.5x slower with 16 channels or fewer, where its 16 small GEMMs
+      cannot use the cores (``benchmarks/conv_bench.py --algos``); not on CuPy (unmeasured);
+    * im2col otherwise, and whenever ``x`` or ``w`` (when given) holds an inf or NaN: the FFT
+      and Winograd transforms add and subtract inputs, so a single inf becomes NaN in outputs
+      where a direct sum gives inf; "auto" never changes such answers.
     """
     if algo != "auto":
         return algo
-    large = min(kernel_size) >= 7 and set(stride) == {1} and set(dilation) == {1} and groups == 1
-    if large and all(a is None or _is_finite(a) for a in (x, w)):
-        return "fft"
+    plain = set(stride) == {1} and set(dilation) == {1}
+    if plain and min(kernel_size) >= 7 and groups == 1:
+        candidate = "fft"
+    elif (plain and tuple(kernel_size) == (3, 3) and w is not None and w.ndim == 4
+          and get_array_module(w) is numpy and w.shape[1] >= WINOGRAD_MIN_CHANNELS
+          and w.shape[0] // groups >= WINOGRAD_MIN_CHANNELS):
+        candidate = "winograd"
+    else:
+        return "im2col"
+    if all(a is None or _is_finite(a) for a in (x, w)):
+        return candidate
     return "im2col"
 
 

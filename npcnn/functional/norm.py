@@ -17,6 +17,7 @@ and with g = dL/dxhat = dout * gamma the compact backward is
 import itertools
 
 from ..backend import get_array_module
+from ..threads import batch_chunks, each_batch_chunk
 
 
 def _normalize(x, axes, eps):
@@ -61,25 +62,43 @@ def batch_norm_train_forward(x, gamma, beta, eps=1e-5):
     """Batch statistics per channel over (N, *spatial). x (N, C) or (N, C, L) or (N, C, H, W).
 
     Returns (out, cache, batch_mean (C,), batch_var (C,) biased); gamma/beta may be None.
-    Written as few full passes over x as possible (each costs about as much as a reduction):
-    centered = x - mu, xhat = centered * inv_std (kept for backward), out = xhat * gamma + beta
-    in place.
+    Three passes over x, each chunk by chunk of the batch on all cores
+    (``npcnn.threads.each_batch_chunk``): the per-chunk sums of x; centered = x - mu and the
+    per-chunk sums of centered^2; xhat = centered * inv_std (kept for backward) and
+    out = xhat * gamma + beta. The per-chunk sums are added in chunk order, so the statistics do
+    not depend on the number of threads.
     """
+    xp = get_array_module(x)
     axes = (0,) + tuple(range(2, x.ndim))
     shape = _channel_shape(x)
     m = x.size // x.shape[1]
-    mean = _channel_sum(x) / m
-    centered = x - mean.reshape(shape)
-    var = _channel_sum(centered, centered) / m
+    sums = xp.empty((len(batch_chunks(x)), x.shape[1]), dtype=x.dtype)
+
+    def channel_sums(k, rows):
+        sums[k] = _channel_sum(x[rows])
+
+    each_batch_chunk(channel_sums, x)
+    mean = sums.sum(axis=0) / m
+    xhat = xp.empty(x.shape, dtype=x.dtype)
+
+    def center(k, rows):
+        centered = xhat[rows]
+        xp.subtract(x[rows], mean.reshape(shape), out=centered)
+        sums[k] = _channel_sum(centered, centered)
+
+    each_batch_chunk(center, x)
+    var = sums.sum(axis=0) / m
     inv_std = 1.0 / (var + eps) ** 0.5
-    xhat = centered
-    xhat *= inv_std.reshape(shape)  # centered is a fresh array: scale it in place
-    if gamma is None and beta is None:
-        out = xhat
-    else:
-        out = xhat * (1.0 if gamma is None else gamma.reshape(shape))
-        if beta is not None:
-            out += beta.reshape(shape)
+    out = xhat if gamma is None and beta is None else xp.empty(x.shape, dtype=x.dtype)
+
+    def scale(k, rows):
+        xhat[rows] *= inv_std.reshape(shape)
+        if out is not xhat:
+            xp.multiply(xhat[rows], 1.0 if gamma is None else gamma.reshape(shape), out=out[rows])
+            if beta is not None:
+                out[rows] += beta.reshape(shape)
+
+    each_batch_chunk(scale, x)
     return out, ("train", xhat, inv_std.reshape(shape), gamma, axes), mean, var
 
 
@@ -102,21 +121,37 @@ def batch_norm_backward(dout, cache):
         dx = gamma * inv_std / M * (M dout - sum(dout) - xhat * sum(dout * xhat))
     Eval mode, the statistics are constants, so the layer is an affine map:
         dx = gamma * inv_std * dout
+    Two passes, chunk by chunk of the batch on all cores: the per-chunk sums of dout and
+    dout * xhat (added in chunk order), then dx.
     """
     mode, xhat, inv_std, gamma, axes = cache
+    xp = get_array_module(dout)
     shape = _channel_shape(dout)
-    dbeta = _channel_sum(dout)
-    dgamma = _channel_sum(dout, xhat)
+    C = dout.shape[1]
+    sums = xp.empty((len(batch_chunks(dout)), 2, C), dtype=dout.dtype)
+
+    def parameter_sums(k, rows):
+        sums[k, 0] = _channel_sum(dout[rows])
+        sums[k, 1] = _channel_sum(dout[rows], xhat[rows])
+
+    each_batch_chunk(parameter_sums, dout)
+    dbeta, dgamma = sums.sum(axis=0)
     scale = inv_std if gamma is None else gamma.reshape(shape) * inv_std
-    if mode == "eval":
-        dx = dout * scale
-    else:
-        # dx = scale * (dout - dbeta/M - xhat * dgamma/M), one allocation and in-place updates
-        m = float(dout.size // dout.shape[1])
-        dx = xhat * (dgamma.reshape(shape) / -m)
-        dx += dout
-        dx -= dbeta.reshape(shape) / m
-        dx *= scale
+    dx = xp.empty(dout.shape, dtype=dout.dtype)
+    m = float(dout.size // C)
+
+    def input_gradient(k, rows):
+        # dx = scale * (dout - dbeta/M - xhat * dgamma/M), written into dx's rows in place
+        d = dx[rows]
+        if mode == "eval":
+            xp.multiply(dout[rows], scale, out=d)
+            return
+        xp.multiply(xhat[rows], dgamma.reshape(shape) / -m, out=d)
+        d += dout[rows]
+        d -= dbeta.reshape(shape) / m
+        d *= scale
+
+    each_batch_chunk(input_gradient, dout)
     if gamma is None:
         return dx, None, None
     return dx, dgamma, dbeta

@@ -21,6 +21,7 @@ import math
 
 from .. import backend
 from ..backend import get_array_module
+from ..threads import each_batch_chunk
 from .geometry import pair, pool_geometry
 
 
@@ -141,12 +142,34 @@ def _max_pool_tiles(x, kernel, out_hw):
     window array, no arg-max array kept (backward finds the first maximum again from x and out)."""
     xp = get_array_module(x)
     blocks = _blocks(x, out_hw, kernel)
-    out = blocks[:, :, :, 0, :, 0].copy()
-    for i in range(kernel[0]):
-        for j in range(kernel[1]):
-            if i or j:
-                xp.maximum(out, blocks[:, :, :, i, :, j], out=out)  # NaN propagates, as argmax picks it
+    out = xp.empty(blocks.shape[:3] + blocks.shape[4:5], dtype=x.dtype)
+
+    def chunk(k, rows):  # chunks of the batch on all cores (npcnn.threads.each_batch_chunk)
+        o, b = out[rows], blocks[rows]
+        o[...] = b[:, :, :, 0, :, 0]
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                if i or j:
+                    xp.maximum(o, b[:, :, :, i, :, j], out=o)  # NaN propagates, as argmax picks it
+
+    each_batch_chunk(chunk, x)
     return out, ("tiles", x, out, kernel)
+
+
+def _masker(dout, finite=None):
+    """A function hit -> (dout where hit, else 0) for boolean masks of dout's shape.
+
+    For a finite dout that is the product dout * hit: one branch-free pass, measured 10-20x
+    faster than ``where`` on the random-looking masks of max pooling (where branches on every
+    entry). An inf or NaN in dout would make inf * 0 = NaN outside the mask, so then ``where``.
+    ``finite``: whether dout is all finite, when the caller already knows (None: look)."""
+    xp = get_array_module(dout)
+    if finite is None:
+        finite = bool(xp.isfinite(dout).all())
+    if finite:
+        return lambda hit: dout * hit
+    zero = xp.zeros((), dtype=dout.dtype)
+    return lambda hit: xp.where(hit, dout, zero)
 
 
 def max_pool2d_backward(dout, cache):
@@ -154,20 +177,29 @@ def max_pool2d_backward(dout, cache):
     xp = get_array_module(dout)
     if cache[0] == "tiles":
         _, x, out, kernel = cache
-        dx = xp.zeros(x.shape, dtype=dout.dtype)
-        dblocks, zero = _blocks(dx, out.shape[-2:], kernel), xp.zeros((), dtype=dout.dtype)
-        for i, j, hit in _tile_hits(x, out, kernel, out.shape[-2:]):
-            dblocks[:, :, :, i, :, j] = xp.where(hit, dout, zero)
+        dx = xp.empty(x.shape, dtype=dout.dtype)
+        oh, ow = out.shape[-2:]
+        if (oh * kernel[0], ow * kernel[1]) != x.shape[-2:]:
+            dx[...] = 0  # rows / columns past the last whole block get no gradient
+        dblocks = _blocks(dx, out.shape[-2:], kernel)
+
+        def chunk(k, rows):  # chunks of the batch on all cores
+            masked = _masker(dout[rows], finite)
+            for i, j, hit in _tile_hits(x[rows], out[rows], kernel, out.shape[-2:]):
+                dblocks[rows, :, :, i, :, j] = masked(hit)  # every block entry is written once
+
+        finite = bool(xp.isfinite(dout).all())
+        each_batch_chunk(chunk, x)
         return dx
     _, arg, x_shape, kernel, stride, dilation, (top, bottom, left, right) = cache
     N, C, oh, ow = dout.shape
     H, W = x_shape[-2:]
+    masked = _masker(dout)
     dpad = xp.zeros((N, C, H + top + bottom, W + left + right), dtype=dout.dtype)
-    zero = xp.zeros((), dtype=dout.dtype)
     for i in range(kernel[0]):
         for j in range(kernel[1]):
             # Windows may overlap, so offsets are added one at a time (never a fancy-index '+=').
-            dpad[_offset_slice(i, j, (oh, ow), stride, dilation)] += xp.where(arg == i * kernel[1] + j, dout, zero)
+            dpad[_offset_slice(i, j, (oh, ow), stride, dilation)] += masked(arg == i * kernel[1] + j)
     return _unpad(dpad, x_shape, top, left)
 
 

@@ -38,7 +38,7 @@ polyphase planes (even / odd rows x even / odd columns, :func:`_split_input`): t
 so in those planes the rows and columns of every tile are the planes at offsets 0 and 1, and
 each addition runs over long contiguous runs of memory instead of stride-2 slices. The batch
 is processed in chunks whose V stays near ``CHUNK_TARGET_BYTES`` (1 MB, cache-sized); on NumPy
-the chunks are split over ``npcnn.threads.get_num_workers()`` threads (``npcnn.threads.map_split``:
+the chunks are shared by ``npcnn.threads.get_num_workers()`` threads (``npcnn.threads.run_shared``:
 the element-wise transforms then run on all cores, not only the GEMMs). V is rebuilt in backward
 from x rather than kept, so a network holds no transformed inputs between its passes (as
 im2col's columns).
@@ -53,8 +53,8 @@ which is why only F(2x2, 3x3) is here.
 
 import numpy as np
 
-from ..backend import get_array_module
-from ..threads import map_split
+from ..backend import get_array_module, scratch
+from ..threads import contiguous_runs, kernel_workers, run_shared
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
@@ -69,6 +69,8 @@ G_KRON = np.kron(G, G)  # (16, 9): row 4k + l, column 3i + j holds G[k, i] G[l, 
 # enough to run at BLAS speed (256 channels on 8x8: 1.2x faster than one sample per chunk).
 CHUNK_TARGET_BYTES = 2 ** 20
 CHUNK_MIN_COLUMNS = 512
+# Cap of the per-run partial weight gradients dU of one backward call.
+DU_PARTS_BYTES = 32 * 2 ** 20
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -116,12 +118,6 @@ def _geometry(x_shape, w_shape, padding):
 
 def _chunks(n, size):
     return [(start, min(n, start + size)) for start in range(0, n, size)]
-
-
-def _workers(xp):
-    """Threads the chunks are split over: None on NumPy (``npcnn.threads.get_num_workers()``,
-    see :func:`npcnn.threads.map_split`), one on CuPy (the GPU runs the chunks in order)."""
-    return None if xp is np else 1
 
 
 def _chunk_size(C, th, tw, itemsize, N):
@@ -254,11 +250,12 @@ def _a_1d(dy, out):
 
 
 class _Buffers:
-    """Work arrays reused by every chunk of one call.
+    """Work arrays reused by every chunk of one call (one thread's).
 
     A fresh large NumPy array is new memory from the OS, page-faulted in on first touch, which
-    costs as much as the additions that fill it; the chunks of one call therefore share one
-    flat buffer per name, viewed in the shape asked for (the first chunk is the largest).
+    costs as much as the additions that fill it; the chunks therefore share one flat buffer per
+    name, viewed in the shape asked for (the first chunk is the largest), taken from the
+    thread's :func:`npcnn.backend.scratch` memory so that the next call reuses it too.
     """
 
     def __init__(self, xp, dtype):
@@ -271,7 +268,9 @@ class _Buffers:
         for s in shape:
             size *= int(s)
         if name not in self.flat or self.flat[name].size < size:
-            self.flat[name] = (self.xp.zeros if zeros else self.xp.empty)(size, dtype=self.dtype)
+            self.flat[name] = scratch(self.xp, "winograd." + name, (size,), self.dtype)
+            if zeros:
+                self.flat[name][...] = 0
         elif zeros and self.shapes.get(name) != tuple(shape):
             self.flat[name][:size] = 0
         self.shapes[name] = tuple(shape)
@@ -414,7 +413,7 @@ def winograd_conv2d_forward(x, w, b=None, padding=((0, 0), (0, 0)), groups=None)
             M = _gemm(U, V, g, out=buf.get("M", (4, 4, O, V.shape[3])))
             output_transform(M, out[start:stop], th, tw, buf)
 
-    map_split(run, _chunks(N, _chunk_size(C, th, tw, x.dtype.itemsize, N)), _workers(xp))
+    run_shared(run, _chunks(N, _chunk_size(C, th, tw, x.dtype.itemsize, N)), kernel_workers(xp))
     if (2 * th, 2 * tw) != (Ho, Wo):  # odd output size: the last tile row/column was half outside
         out = xp.ascontiguousarray(out[:, :, :Ho, :Wo])
     if b is not None:
@@ -450,21 +449,33 @@ def winograd_conv2d_backward(dout, cache, need_dx=True, need_dw=True):
     # U^T per group: (4, 4, O, Cg) -> (4, 4, C, Og), group-major rows like the input's channels
     Ut = U.reshape(4, 4, g, O // g, C // g).swapaxes(3, 4).reshape(4, 4, C, O // g) if need_dx else None
 
-    def run(chunks):
-        buf = _Buffers(xp, x.dtype)
-        dU = xp.zeros_like(U) if need_dw else None
-        for start, stop in chunks:
-            dM = output_transform_backward(dout_full[start:stop], th, tw, buf)
-            if need_dw:
-                V = input_transform(_split_input(x, pads, th, tw, start, stop, buf), th, tw, buf)
-                dU += _gemm(dM, V, g, transpose_b=True, out=buf.get("dU", U.shape))
-            if need_dx:
-                dV = _gemm(Ut, dM, g, out=buf.get("dV", (4, 4, C, dM.shape[3])))
-                _join_input_gradient(input_transform_backward(dV, th, tw, buf), pads, dx[start:stop])
-        return dU
+    # The chunks go out in runs of consecutive chunks with one dU per run, summed in run order at
+    # the end: the same answer whichever thread took which run. A run is one chunk unless the
+    # weight is so large that the partial dUs would pass DU_PARTS_BYTES.
+    chunks = _chunks(N, _chunk_size(C, th, tw, x.dtype.itemsize, N))
+    runs = contiguous_runs(chunks, DU_PARTS_BYTES // (U.size * U.dtype.itemsize))
+    dU_parts = xp.empty((len(runs),) + U.shape, dtype=U.dtype) if need_dw else None
 
-    dUs = map_split(run, _chunks(N, _chunk_size(C, th, tw, x.dtype.itemsize, N)), _workers(xp))
-    dw = weight_transform_backward(sum(dUs[1:], dUs[0])) if need_dw else None
+    def one_chunk(start, stop, dU, buf):  # dU (when needed) and dx of samples [start, stop)
+        dM = output_transform_backward(dout_full[start:stop], th, tw, buf)
+        if need_dw:
+            V = input_transform(_split_input(x, pads, th, tw, start, stop, buf), th, tw, buf)
+            _gemm(dM, V, g, transpose_b=True, out=dU)
+        if need_dx:
+            dV = _gemm(Ut, dM, g, out=buf.get("dV", (4, 4, C, dM.shape[3])))
+            _join_input_gradient(input_transform_backward(dV, th, tw, buf), pads, dx[start:stop])
+
+    def run(queue):  # one thread: its own buffers, the runs it draws from the shared queue
+        buf = _Buffers(xp, x.dtype)
+        for k, run_chunks in queue:
+            for i, (start, stop) in enumerate(run_chunks):
+                first = need_dw and i == 0
+                one_chunk(start, stop, dU_parts[k] if first else buf.get("dU", U.shape), buf)
+                if need_dw and i > 0:
+                    dU_parts[k] += buf.get("dU", U.shape)
+
+    run_shared(run, list(enumerate(runs)), kernel_workers(xp))
+    dw = weight_transform_backward(dU_parts.sum(axis=0)) if need_dw else None
     return dx, dw, db
 
 

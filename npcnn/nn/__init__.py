@@ -11,7 +11,7 @@ from .dropout import Dropout, Dropout2d
 from .embedding import Embedding
 from .linear import Linear
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, LossValue, MSELoss, NLLLoss
-from .module import Module
+from .module import Module, no_input_grad
 from .norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, LocalResponseNorm
 from .parameter import Parameter
 from .pooling import (

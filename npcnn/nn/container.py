@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .module import Module
+from .module import Module, no_input_grad
 from .parameter import Parameter
 from .validation import check_ndim
 
@@ -156,6 +156,9 @@ class Sequential(ModuleList):
     forward:  x -> m_1(x) -> m_2(...) -> ... -> m_n(...)
     backward: dout -> m_n.backward -> ... -> m_1.backward -> dx  (the chain rule, layer by layer)
 
+    Under :func:`npcnn.nn.no_input_grad` (as the training loops call it) m_1 is told that its dx
+    is not needed (a first Conv2d or Linear then returns None and skips that product).
+
     ``Sequential(a, b)`` names the children "0", "1" (PyTorch's keys);
     ``Sequential(OrderedDict(conv1=a, relu1=b))`` names them.
     """
@@ -175,9 +178,15 @@ class Sequential(ModuleList):
         return x
 
     def backward(self, dout):
-        for module in reversed(list(self._modules.values())):
+        modules = list(self._modules.values())
+        for module in reversed(modules[1:]):
             dout = module.backward(dout)
-        return dout
+        if not modules:
+            return dout
+        if self.needs_input_grad:
+            return modules[0].backward(dout)
+        with no_input_grad():  # nobody uses dL/dinput: neither does the first layer need it
+            return modules[0].backward(dout)
 
     def __getitem__(self, index):
         if isinstance(index, slice):

@@ -143,7 +143,9 @@ class Conv2d(_ConvNd):
         return out
 
     def backward(self, dout):
-        dx, dw, db = conv2d_backward(dout, self.pop_saved(), need_dw=self.weight.requires_grad)
+        # need_dx False only under no_input_grad (the network's input): dx comes back as None
+        dx, dw, db = conv2d_backward(dout, self.pop_saved(), need_dx=self.needs_input_grad,
+                                     need_dw=self.weight.requires_grad)
         self.weight.accumulate_grad(dw)
         if self.bias is not None:
             self.bias.accumulate_grad(db)
@@ -179,7 +181,9 @@ class Conv1d(_ConvNd):
         return out
 
     def backward(self, dout):
-        dx, dw, db = conv1d_backward(dout, self.pop_saved(), need_dw=self.weight.requires_grad)
+        # need_dx False only under no_input_grad (the network's input): dx comes back as None
+        dx, dw, db = conv1d_backward(dout, self.pop_saved(), need_dx=self.needs_input_grad,
+                                     need_dw=self.weight.requires_grad)
         self.weight.accumulate_grad(dw)
         if self.bias is not None:
             self.bias.accumulate_grad(db)

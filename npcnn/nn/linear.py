@@ -39,7 +39,8 @@ class Linear(Module):
 
     def backward(self, dout):
         need_dw = self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad)
-        dx, dw, db = linear_backward(dout, self.pop_saved(), need_dw=need_dw)
+        # need_dx False only under no_input_grad (the network's input): dx comes back as None
+        dx, dw, db = linear_backward(dout, self.pop_saved(), need_dx=self.needs_input_grad, need_dw=need_dw)
         self.weight.accumulate_grad(dw)
         if self.bias is not None:
             self.bias.accumulate_grad(db)

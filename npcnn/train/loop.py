@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from .. import backend
 from ..grad_mode import no_grad
-from ..nn.module import Module
+from ..nn.module import Module, no_input_grad
 from ..nn.utils import clip_grad_norm_, eval_mode
 from ..optim.checks import check_bool, check_int, check_positive
 from ..optim.lr_scheduler import ReduceLROnPlateau
@@ -138,7 +138,8 @@ class Trainer:
         dout = self.loss_fn.backward()
         # The loss is a mean over the micro-batch, so scale = n_i / (samples in the window)
         # makes the summed gradients those of the mean over the whole window.
-        self.model.backward(dout if scale == 1.0 else dout * scale)
+        with no_input_grad():  # nobody uses the gradient of the input batch: skip it
+            self.model.backward(dout if scale == 1.0 else dout * scale)
         return loss, logits
 
     def _step(self, correction):
@@ -423,7 +424,9 @@ def train_step(model: Module, loss_fn: Module, optimizer: Any, batch: Any) -> fl
     x, y = batch
     logits = model(backend.asarray(x))
     loss = loss_fn(logits, backend.asarray(y))
-    model.backward(loss_fn.backward())
+    dout = loss_fn.backward()
+    with no_input_grad():  # the gradient of the input batch is not needed
+        model.backward(dout)
     optimizer.step()
     optimizer.zero_grad()
     return float(loss)
