@@ -150,6 +150,47 @@ def test_chunks_shared_by_threads_give_the_same_bits(rng, monkeypatch, workers, 
     np.testing.assert_allclose(out1, F.conv2d_naive(x, w, b, **kw), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("per_sample", [True, False])
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_weight_gradient_one_product_or_one_per_sample(rng, monkeypatch, cfg, per_sample):
+    # both ways of forming dW (see _gradients) on every configuration
+    monkeypatch.setattr(F, "PER_SAMPLE_DW_ENTRIES", 10 ** 9 if per_sample else 0)
+    monkeypatch.setattr(F, "PER_SAMPLE_DW_MIN_POSITIONS", 1)
+    x, w, b, kw = _arrays(rng, cfg)
+    out, cache = F.conv2d_forward(x, w, b, **kw)
+    dout = rng.standard_normal(out.shape)
+    dw = F.conv2d_backward(dout, cache, need_dx=False)[1]
+    np.testing.assert_allclose(dw, F.conv2d_naive_backward(dout, x, w, **kw)[1], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("by_convolution", [True, False])
+def test_input_gradient_as_a_convolution_of_dout(rng, monkeypatch, by_convolution):
+    # dx of stride-1 "same"-padded convolutions, as a convolution of dout with the flipped
+    # kernel or by col2im, on random configurations (groups, dilation, asymmetric padding)
+    monkeypatch.setattr(F, "DX_CONV_MIN_CHANNELS", 1 if by_convolution else 10 ** 9)
+    taken = 0
+    for _ in range(60):
+        groups = int(rng.choice([1, 1, 2, 3]))
+        C, O = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
+        kh, kw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        dh, dw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        # pads near d*(k-1)/2 each side ("same"-like: where the convolution route applies) or wider
+        pads = tuple((int(rng.integers(d * (k - 1) // 2, d * (k - 1) + 2)), int(rng.integers(0, d * (k - 1) + 2)))
+                     for k, d in ((kh, dh), (kw, dw)))
+        if rng.random() < 0.5:
+            pads = tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in ((kh, dh), (kw, dw)))
+        H, W = int(rng.integers(dh * (kh - 1) + 1, 10)), int(rng.integers(dw * (kw - 1) + 1, 10))
+        x, w = rng.standard_normal((2, C, H, W)), rng.standard_normal((O, C // groups, kh, kw))
+        kw_ = dict(stride=(1, 1), padding=pads, dilation=(dh, dw), groups=groups)
+        out, cache = F.conv2d_forward(x, w, None, **kw_)
+        taken += F._dx_by_convolution(cache.saved[3])
+        dout = rng.standard_normal(out.shape)
+        dx = F.conv2d_backward(dout, cache)[0]
+        ref = F.conv2d_naive_backward(dout, x, w, **kw_)[0]
+        np.testing.assert_allclose(dx, ref, rtol=1e-10, atol=1e-10, err_msg=str((x.shape, w.shape, kw_)))
+    assert (taken > 10) if by_convolution else taken == 0
+
+
 def test_partial_weight_gradients_are_capped(rng, monkeypatch):
     x, w, b, kw = _arrays(rng, (7, 3, 6, 6, 4, 3, 3, (1, 1), ((1, 1), (1, 1)), (1, 1), 1))
     out, cache = F.conv2d_forward(x, w, b, **kw)

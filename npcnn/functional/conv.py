@@ -32,19 +32,30 @@ built by copying a strided *view* of the padded input (no Python loop over pixel
 The layout (C*kh*kw, N*Ho*Wo) keeps the large matrix contiguous and un-transposed in all three
 GEMMs; only the small output / dout (O rows instead of C*kh*kw) is transposed between (N, O, .)
 and (O, N, .). col2im loops over the kh*kw kernel offsets (never over pixels) and adds a strided
-slice of the gradient per offset.
+slice of the gradient per offset. The weight gradient is formed as dW^T = cols @ dout^T (the
+orientation BLAS runs faster), and for a first layer's tiny dW one sample at a time.
 
-Two refinements keep the copies cheap:
+At stride 1 with "same" padding the input gradient is itself a convolution, of dout with the
+flipped, transposed kernel (:func:`_input_gradient_by_convolution`): one more im2col and a GEMM
+with C output rows, measured 1.3-1.45x faster than dcols + col2im, so it is used there.
+
+Three refinements keep the copies cheap:
 
 * Chunks. The column matrix of a whole batch can be huge (256 x 3 x 224 x 224 with a 7x7
   kernel: 7.4 GB), so the batch is processed in chunks whose column buffer stays under
   ``max_buffer_bytes`` (module default ``DEFAULT_MAX_BUFFER_BYTES``, changed with
   :func:`set_max_buffer_bytes`; a single sample over the cap is split into bands of output rows,
   each a convolution of the input rows it reads) and near ``CHUNK_TARGET_BYTES`` (8 MB, so that a chunk's columns
-  stay in cache between im2col, the GEMMs and col2im). One column buffer and one padded-input
-  buffer are allocated per call and reused by every chunk; backward reuses the column buffer for
+  stay in cache between im2col, the GEMMs and col2im). Each thread has one column buffer and one
+  padded-input buffer, reused by every chunk it takes; backward reuses the column buffer for
   dcols. Columns are rebuilt in backward rather than kept from forward, so a network holds no
   column buffers between its forward and backward passes.
+* Threads. The chunks are shared by ``npcnn.threads.get_num_workers()`` threads
+  (``npcnn.threads.run_shared``), each with its own buffers (``npcnn.backend.scratch``, kept
+  between calls) and one BLAS thread: the copies run on all cores, not only the GEMMs. Each
+  chunk's weight gradient is kept apart and they are summed in chunk order, and the chunks
+  depend only on the shapes (at least ``MIN_CHUNKS``), so the result is the same bits on any
+  number of threads.
 * The flat layout at stride 1 (see ``_row_width``): each output row gets Wp positions instead
   of Wo, which makes every kernel offset's columns one contiguous run of the flattened padded
   image, so im2col and col2im move long runs instead of many short rows.
@@ -59,8 +70,6 @@ and conv2d's weight gradient (for dw).
 """
 
 from collections import namedtuple
-
-import numpy
 
 from ..backend import as_strided, get_array_module, scratch
 from ..threads import contiguous_runs, kernel_workers, run_shared
@@ -221,6 +230,11 @@ def _chunks(n, size):
 
 # Cap of the per-run partial weight gradients of one backward call (see _gradients).
 DW_PARTS_BYTES = 32 * 2 ** 20
+# dW per group at most this many entries (K x O/groups) is computed one sample at a time (see _gradients).
+PER_SAMPLE_DW_ENTRIES = 1024
+PER_SAMPLE_DW_MIN_POSITIONS = 256  # ... when a sample has at least this many column positions
+# Input channels per group from which dx of a "same" stride-1 convolution is a convolution of dout.
+DX_CONV_MIN_CHANNELS = 16
 
 
 
@@ -362,6 +376,41 @@ def _output(x, w, b, g, max_buffer_bytes):
     return out
 
 
+def _dx_pads(g):
+    """Padding ((top, bottom), (left, right)) of the input gradient as a convolution of dout."""
+    (top, bottom), (left, right) = g.pads
+    reach_h, reach_w = g.dilation[0] * (g.kh - 1), g.dilation[1] * (g.kw - 1)
+    return (reach_h - top, reach_h - bottom), (reach_w - left, reach_w - right)
+
+
+def _dx_by_convolution(g):
+    """Whether the input gradient is computed as a forward convolution of dout (see
+    :func:`_input_gradient_by_convolution`): at stride 1, when that convolution pads dout no
+    more than the forward padded x (a "same" convolution: 3x3 with padding 1, 5x5 with 2) and
+    the layer has at least DX_CONV_MIN_CHANNELS input channels per group. Measured 1.3-1.45x
+    faster than W^T dout + col2im there (16 to 64 channels, forward and backward on 2 threads);
+    slower for a "valid" convolution (dout padded by kh - 1 all round) and for 1 input channel."""
+    pads = _dx_pads(g)
+    return (g.stride == (1, 1) and g.C // g.groups >= DX_CONV_MIN_CHANNELS
+            and all(0 <= q <= p for qs, ps in zip(pads, g.pads) for q, p in zip(qs, ps)))
+
+
+def _input_gradient_by_convolution(dout, w, g, max_buffer_bytes):
+    """dx as the convolution of dout with the flipped, transposed kernel (stride 1):
+
+        dx[n, c, h, w] = sum_{o in group(c), i, j} dpad[n, o, h + dh i, w + dw j] * w'[c, o, i, j],
+        w'[c, o, i, j] = w[o, c, kh-1-i, kw-1-j]   (per group),
+
+    dout padded by dh (kh - 1) - top above (and likewise on every side, see _dx_pads): the
+    adjoint of the forward, written as a forward, so it is one im2col and one GEMM whose output
+    is small (C rows), instead of a GEMM with C*kh*kw rows and kh*kw slice-adds (col2im)."""
+    G, (O, Cg, kh, kw) = g.groups, w.shape
+    flipped = w[:, :, ::-1, ::-1].reshape(G, O // G, Cg, kh, kw).transpose(0, 2, 1, 3, 4)
+    flipped = flipped.reshape(G * Cg, O // G, kh, kw)  # (C, O/groups, kh, kw), group-major as x's channels
+    dg = conv_geometry(dout.shape, flipped.shape, (1, 1), _dx_pads(g), g.dilation, G, layer="conv2d backward")
+    return _output(dout, flipped, None, dg, max_buffer_bytes)
+
+
 def _gradients(dout, x, w, g, max_buffer_bytes, need_dx=True, need_dw=True):
     """(dx, dw) of out = conv(x, w) given dout (N, O, Ho, Wo); ``x`` may be None when only dx
     is needed, ``w`` may be None when only dw is needed."""
@@ -380,6 +429,9 @@ def _gradients(dout, x, w, g, max_buffer_bytes, need_dx=True, need_dw=True):
             x4 = x.reshape(g.N, G, Cg, g.H * g.W)
             dw = xp.matmul(d4, x4.transpose(0, 1, 3, 2)).sum(axis=0).reshape(g.O, Cg, 1, 1)
         return dx, dw
+    if need_dx and _dx_by_convolution(g):
+        dx = _input_gradient_by_convolution(dout, w, g, max_buffer_bytes)
+        return dx, (_gradients(dout, x, w, g, max_buffer_bytes, False, True)[1] if need_dw else None)
     flat, Wr = _is_flat(g), _row_width(g)
     P, K = g.Ho * Wr, Cg * g.kh * g.kw
     chunk, nbytes = chunk_plan(g, dtype.itemsize, max_buffer_bytes)
@@ -393,6 +445,10 @@ def _gradients(dout, x, w, g, max_buffer_bytes, need_dx=True, need_dw=True):
     # unless the weight is so large that the partial gradients would pass DW_PARTS_BYTES.
     # Each part is dW^T = cols @ dout^T, (K, O/groups) per group: BLAS runs this orientation of
     # the long-and-thin product 1.3-1.8x faster than dout @ cols^T (measured, 6 to 64 channels).
+    # A first layer (1 to 3 input channels) has a tiny dW and a huge inner dimension n*P, which
+    # OpenBLAS handles badly, and not at all on two threads at once: there one product per
+    # sample, summed, measured 3-7x faster (LeNet-5's c1, a ResNet stem); elsewhere 1-1.6x slower.
+    per_sample = K * Og <= PER_SAMPLE_DW_ENTRIES and P >= PER_SAMPLE_DW_MIN_POSITIONS
     runs = contiguous_runs(_chunks(g.N, chunk), DW_PARTS_BYTES // (g.O * K * dtype.itemsize))
     dw_parts = xp.empty((len(runs), G, K, Og), dtype=dtype) if need_dw else None
 
@@ -413,7 +469,12 @@ def _gradients(dout, x, w, g, max_buffer_bytes, need_dx=True, need_dw=True):
                 d = d.reshape(G, Og, n * P)
                 if need_dw:
                     cols = _im2col_into(pad(n0, n1), g, buffer, flat)
-                    xp.matmul(cols, d.transpose(0, 2, 1), out=dw_parts[k] if i == 0 else partial)
+                    target = dw_parts[k] if i == 0 else partial
+                    if per_sample:  # (G, n, K, P) @ (G, n, P, Og), then the sum over the n samples
+                        xp.matmul(cols.reshape(G, K, n, P).transpose(0, 2, 1, 3),
+                                  d.reshape(G, Og, n, P).transpose(0, 2, 3, 1)).sum(axis=1, out=target)
+                    else:
+                        xp.matmul(cols, d.transpose(0, 2, 1), out=target)
                     if i > 0:
                         dw_parts[k] += partial
                 if need_dx:
@@ -446,40 +507,28 @@ def _is_finite(a):
     return bool(get_array_module(a).isfinite(a).all())
 
 
-# "auto" runs Winograd for 3x3 convolutions with at least this many input and output channels
-# per group (see choose_algorithm).
-WINOGRAD_MIN_CHANNELS = 64
-
-
 def choose_algorithm(algo, kernel_size, stride, dilation, groups, x=None, w=None):
     """The algorithm a convolution with these settings runs: ``algo`` unless it is "auto".
 
-    "auto" decides on the settings, the weight's shape and the backend:
+    "auto" decides on the settings:
 
     * FFT for kernels of 7x7 or more at stride 1, dilation 1, groups 1: its cost does not grow
       with the kernel area;
-    * Winograd F(2x2, 3x3) for 3x3 kernels at stride 1, dilation 1 with at least
-      ``WINOGRAD_MIN_CHANNELS`` (64) input and output channels per group, on NumPy: measured
-      1.04-1.2x faster than im2col forward + backward there (64 to 256 channels, 8x8 to 32x32,
-      both on both cores), but 1.5x slower with 16 channels or fewer, where its 16 small GEMMs
-      cannot use the cores (``benchmarks/conv_bench.py --algos``); not on CuPy (unmeasured);
     * im2col otherwise, and whenever ``x`` or ``w`` (when given) holds an inf or NaN: the FFT
-      and Winograd transforms add and subtract inputs, so a single inf becomes NaN in outputs
-      where a direct sum gives inf; "auto" never changes such answers.
+      adds and subtracts inputs, so a single inf becomes NaN in outputs where a direct sum
+      gives inf; "auto" never changes such answers.
+
+    Winograd F(2x2, 3x3) is not chosen. It beat im2col at 32-128 channels while only its own
+    chunks ran on both cores; with im2col's chunks on both cores too, and dx as a convolution
+    of dout, im2col is as fast or faster from 3 to 256 channels (Winograd forward + backward at
+    0.5x-1.04x of im2col's speed: ``benchmarks/conv_bench.py --algos im2col winograd``, README
+    "Performance"). It stays one ``algo="winograd"`` away.
     """
     if algo != "auto":
         return algo
-    plain = set(stride) == {1} and set(dilation) == {1}
-    if plain and min(kernel_size) >= 7 and groups == 1:
-        candidate = "fft"
-    elif (plain and tuple(kernel_size) == (3, 3) and w is not None and w.ndim == 4
-          and get_array_module(w) is numpy and w.shape[1] >= WINOGRAD_MIN_CHANNELS
-          and w.shape[0] // groups >= WINOGRAD_MIN_CHANNELS):
-        candidate = "winograd"
-    else:
-        return "im2col"
-    if all(a is None or _is_finite(a) for a in (x, w)):
-        return candidate
+    large = min(kernel_size) >= 7 and set(stride) == {1} and set(dilation) == {1} and groups == 1
+    if large and all(a is None or _is_finite(a) for a in (x, w)):
+        return "fft"
     return "im2col"
 
 
