@@ -2,8 +2,7 @@
 # The speed figures of the README, in one go (about 20 minutes on 2 cores). Run on a quiet
 # machine: check `uptime` (load average < 0.5) first; every suite records the load before and
 # after. Results: runs/bench/{fair,load,scaling}.{json,md}, conv_bench*.txt, train_profile*.txt.
-# (The run of 2026-12-01 10:11-10:32 UTC, with the options of that day, is in
-# benchmarks/results/2026-12-01/.) npcnn runs with its defaults (NPCNN_NUM_THREADS unset: one BLAS
+# (The README's run is in benchmarks/results/2026-12-01/.) npcnn runs with its defaults (NPCNN_NUM_THREADS unset: one BLAS
 # thread, kernels on all cores; Conv2d algo "auto"); NPCNN_NUM_THREADS=keep: NumPy's own BLAS
 # threads (one per core), the kernels following them.
 #   DEZERO_PY, CHAINER_PY: interpreters with DeZero / Chainer 7.8.1 (see fair_bench.py's docstring).
@@ -26,5 +25,5 @@ quiet
 python benchmarks/fair_bench.py --suite scaling --rounds 1
 quiet
 python benchmarks/train_bench.py --nets lenet5-relu resnet20 --profile | tee runs/bench/train_profile.txt
-python benchmarks/train_bench.py --nets resnet20 --profile --algo im2col | tee runs/bench/train_profile_im2col.txt
+python benchmarks/train_bench.py --nets resnet20 --profile --algo winograd | tee runs/bench/train_profile_winograd.txt
 quiet

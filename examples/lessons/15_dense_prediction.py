@@ -133,8 +133,10 @@ classifier = nn.Sequential(  # unpadded ("valid") convolutions: 32 -> 30 -> 15 -
     nn.Conv2d(8, 16, 3), nn.ReLU(), nn.MaxPool2d(2),
     nn.Conv2d(16, 32, 3), nn.ReLU(), nn.MaxPool2d(2),  # -> 32 x 2 x 2
     nn.Flatten(1), nn.Linear(32 * 2 * 2, 64), nn.ReLU(), nn.Linear(64, len(classes)))
-Trainer(classifier, nn.CrossEntropyLoss(), npcnn.optim.Adam(classifier.parameters(), lr=1e-2), verbose=0).fit(
-    DataLoader(cls_train, batch_size=32, shuffle=True, seed=0), 8 if quick else 15)
+# Adam at 3e-3: at 1e-2 this small net's result depended on the last bits of rounding (test
+# accuracy 25% to 83% over four seeds in quick mode; 77% to 91% at 3e-3 with 12 epochs)
+Trainer(classifier, nn.CrossEntropyLoss(), npcnn.optim.Adam(classifier.parameters(), lr=3e-3), verbose=0).fit(
+    DataLoader(cls_train, batch_size=32, shuffle=True, seed=0), 12 if quick else 15)
 cls_accuracy = evaluate(classifier, DataLoader(cls_test, batch_size=400))["accuracy"]
 print(f"classifier test accuracy {100 * cls_accuracy:.1f}%")
 
