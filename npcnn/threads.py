@@ -45,6 +45,9 @@ BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # the Winograd chunks on both cores) is 1.18 s quiet and 1.34-1.41 s loaded: nearly the best
 # of both, so it is the default.
 DEFAULT = "split"
+# "split" uses at most this many kernel threads: each keeps its own work buffers (about 20 MB for
+# a convolution), and a batch is cut into few enough chunks that more would mostly wait.
+MAX_DEFAULT_WORKERS = 8
 
 
 def _openblas():
@@ -151,8 +154,9 @@ def apply_default(environ=None):
     Args:
         environ (mapping, default None): the environment to read; None: ``os.environ``.
             ``NPCNN_NUM_THREADS`` = an integer n (n threads), ``auto`` (:func:`default_num_threads`),
-            ``split`` (one BLAS thread, which never spins against other processes, and the split
-            kernels' workers on every available core: :func:`set_num_workers`) or ``keep``
+            ``split`` (one BLAS thread, which never spins against other processes, and the
+            kernels' threads on every available core, at most ``MAX_DEFAULT_WORKERS``:
+            :func:`set_num_workers`) or ``keep``
             (change nothing). Unset: ``keep`` when a BLAS variable (BLAS_ENV) is set, else ``DEFAULT``.
 
     Returns the thread count in force afterwards, or None where nothing was changed. A bad
@@ -165,7 +169,7 @@ def apply_default(environ=None):
     if value == "keep":
         return None
     if value == "split":
-        set_num_workers(available_cores())
+        set_num_workers(min(available_cores(), MAX_DEFAULT_WORKERS))
         value = "1"
     if value == "auto":
         n = default_num_threads()

@@ -70,7 +70,7 @@ def test_apply_default_reads_the_environment():
         assert threads.apply_default({"OPENBLAS_NUM_THREADS": "1"}) is None  # the user's BLAS setting wins
         assert 1 <= threads.apply_default({"NPCNN_NUM_THREADS": "auto"}) <= threads.available_cores()
         assert threads.apply_default({"NPCNN_NUM_THREADS": "split"}) == 1
-        assert threads.get_num_workers() == threads.available_cores()
+        assert threads.get_num_workers() == min(threads.available_cores(), threads.MAX_DEFAULT_WORKERS)
         with pytest.raises(ValueError, match="NPCNN_NUM_THREADS='many'"):
             threads.apply_default({"NPCNN_NUM_THREADS": "many"})
         with pytest.raises(ValueError, match="NPCNN_NUM_THREADS='0'"):
