@@ -19,9 +19,9 @@ Suites (``--suite``, several allowed; results as JSON and markdown under ``--out
 
 * ``fair``: LeNet-5 (ReLU, max pool, 28x28) and ResNet-20 (CIFAR) training img/s at batch 128,
   the 3x3 conv 64->64 on 64x64x32x32 forward+backward GFLOP/s (3 x 2*N*O*C*9*H*W flops; npcnn
-  runs with its defaults, where ``Conv2d(algo="auto")`` picks Winograd for the 3x3 stride-1
-  convolutions with >= 64 channels, and for ResNet-20 and the conv also with every conv by
-  im2col, to show what that choice adds), and the float32 GEMM throughput of NumPy and PyTorch;
+  runs with its defaults, ``Conv2d(algo="auto")`` = im2col for these, and for ResNet-20 and the
+  conv also with every 3x3 stride-1 convolution by Winograd), and the float32 GEMM throughput
+  of NumPy and PyTorch;
 * ``scaling``: step time, img/s and peak RSS (``resource.getrusage`` in the child, so it
   includes the framework's import) of npcnn and PyTorch against depth (ResNet-20/32/44/56/110
   at batch 128) and batch size (32..512, ResNet-20); npcnn with its defaults, PyTorch with
@@ -91,8 +91,8 @@ def worker_main(args):
     kwargs = {}
     if args.framework == "torch":
         kwargs["threads"] = args.threads
-    if args.framework == "npcnn-im2col":
-        kwargs["algo"] = "im2col"  # every conv by im2col (the default "auto" picks Winograd for some)
+    if args.framework == "npcnn-winograd":
+        kwargs["algo"] = "winograd"  # every 3x3 stride-1 conv by Winograd ("auto" takes im2col)
     if args.framework.startswith("npcnn") and args.npcnn_threads != "env":
         import npcnn.threads
 
@@ -186,7 +186,7 @@ class Driver:
 
     def __init__(self, args, tmp):
         self.args, self.tmp, self.records = args, pathlib.Path(tmp), []
-        self.pythons = {"npcnn": sys.executable, "npcnn-im2col": sys.executable,
+        self.pythons = {"npcnn": sys.executable, "npcnn-winograd": sys.executable,
                         "torch": args.python_torch,
                         "dezero": args.python_dezero, "chainer": args.python_chainer,
                         "gemm-numpy": sys.executable, "gemm-torch": args.python_torch}
@@ -357,9 +357,9 @@ def suite_fair(driver, args):
     frameworks = [f for f in ("npcnn", "torch", "dezero", "chainer") if f in args.frameworks]
     for work in ("lenet5", "resnet20", "conv3x3"):
         batch = conv_b if work == "conv3x3" else b
-        # npcnn (and npcnn-im2col, every conv forced to im2col: what auto's Winograd choice adds)
+        # npcnn (and npcnn-winograd, every 3x3 stride-1 conv by Winograd: the other algorithm)
         # with the library's thread defaults (Driver.run: NPCNN_DEFAULTS), the others with t threads
-        names = frameworks + (["npcnn-im2col"] if work != "lenet5" and "npcnn" in frameworks else [])
+        names = frameworks + (["npcnn-winograd"] if work != "lenet5" and "npcnn" in frameworks else [])
         jobs = [dict(framework=f, work=work, batch=batch, warmup=steps[work][0], steps=steps[work][1], threads=t)
                 for f in names]
         print(f"{work}:", flush=True)
@@ -437,7 +437,7 @@ def table_fair(rows, threads):
              ("resnet20", "ResNet-20 (CIFAR) train, img/s"),
              ("conv3x3", "3x3 conv 64->64 32x32 N=64 fwd+bwd, GFLOP/s")]
     for work, title in works:
-        cells = {f: by.get((work, f)) for f in ("torch", "npcnn", "dezero", "chainer", "npcnn-im2col")}
+        cells = {f: by.get((work, f)) for f in ("torch", "npcnn", "dezero", "chainer", "npcnn-winograd")}
 
         def ratio(a, b):
             return "-" if cells[a] is None or cells[b] is None else f"{value(cells[a]) / value(cells[b]):.2f}"
@@ -447,10 +447,10 @@ def table_fair(rows, threads):
 
         lines.append(f"| {title} | {cell('torch')} | {cell('npcnn')} | {ratio('npcnn', 'torch')} | {cell('dezero')} "
                      f"| {cell('chainer')} | {ratio('npcnn', 'dezero')} | {ratio('npcnn', 'chainer')} |")
-        if cells["npcnn-im2col"] is not None:
-            lines.append(f"| ... npcnn, every conv by im2col | | {cell('npcnn-im2col')} | "
-                         f"{ratio('npcnn-im2col', 'torch')} | | | {ratio('npcnn-im2col', 'dezero')} | "
-                         f"{ratio('npcnn-im2col', 'chainer')} |")
+        if cells["npcnn-winograd"] is not None:
+            lines.append(f"| ... npcnn, 3x3 stride-1 convs by Winograd | | {cell('npcnn-winograd')} | "
+                         f"{ratio('npcnn-winograd', 'torch')} | | | {ratio('npcnn-winograd', 'dezero')} | "
+                         f"{ratio('npcnn-winograd', 'chainer')} |")
     for label, title in (("gemm-numpy", "NumPy (OpenBLAS)"), ("gemm-torch", "PyTorch (MKL)")):
         r = by.get(("gemm", label))
         if r is not None:

@@ -75,9 +75,8 @@ def npcnn_set_algo(model, algo):
 
     "winograd" goes only to the 3x3 stride-1 dilation-1 zero-padded ones
     (``functional.winograd.winograd_applicable``), any other algorithm ("im2col", "fft",
-    "direct", "auto") to every Conv2d. npcnn's default, "auto", already runs Winograd where it
-    pays (3x3 stride 1 dilation 1, >= 64 channels per group) and im2col elsewhere: forcing
-    "im2col" everywhere shows what that choice adds.
+    "direct", "auto") to every Conv2d. npcnn's default, "auto", runs im2col for every 3x3
+    convolution (FFT only for 7x7 and larger); forcing "winograd" shows the other algorithm.
     """
     from npcnn import nn
     from npcnn.functional.winograd import winograd_applicable
@@ -95,9 +94,8 @@ def npcnn_set_algo(model, algo):
 
 
 def build_npcnn(work, state, x, y, algo=None):
-    """npcnn's step. ``algo``: None, the library's default (``Conv2d(algo="auto")``, which
-    picks Winograd for the 3x3 stride-1 convolutions with >= 64 channels, im2col elsewhere); a
-    string: that algorithm on every Conv2d that can run it (:func:`npcnn_set_algo`).
+    """npcnn's step. ``algo``: None, the library's default (``Conv2d(algo="auto")``: im2col
+    for these nets); a string: that algorithm on every Conv2d that can run it (:func:`npcnn_set_algo`).
 
     The training step runs the backward under ``nn.no_input_grad()``, as npcnn's training
     loops do: the first layer then skips the gradient of the input batch, which PyTorch never

@@ -11,8 +11,8 @@ with seconds per epoch (60,000 MNIST or 50,000 CIFAR-10 images / images per seco
 ``npcnn.train.train_step``, whose backward runs under ``nn.no_input_grad()`` (the first layer
 skips the gradient of the input batch, as PyTorch does). By default npcnn's thread defaults
 apply (one BLAS thread, the convolution, BatchNorm, ReLU and pooling kernels sharing the batch
-over threads on all available cores) and every Conv2d keeps ``algo="auto"`` (Winograd for the
-3x3 stride-1 convolutions with >= 64 channels, im2col elsewhere).
+over threads on all available cores) and every Conv2d keeps ``algo="auto"`` (im2col for these
+nets; ``--algo winograd`` runs their 3x3 stride-1 convolutions by Winograd).
 
 PyTorch is not timed here any more: in one process its thread pool and NumPy's OpenBLAS fight
 over the cores (PyTorch measured inside this script ran at a third of its own speed, which

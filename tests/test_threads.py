@@ -196,3 +196,68 @@ def test_a_forked_child_gets_a_pool_of_its_own():
         time.sleep(0.05)
     os.kill(pid, 9)
     pytest.fail("the forked child hung in run_shared")
+
+
+def test_load_detector_rests_the_threads_after_lopsided_calls(monkeypatch):
+    import time
+
+    threads.reset_load_state(warm=True)
+    monkeypatch.setattr(threads, "SOLO_CALLS", 5)
+    names = []
+
+    def lopsided(queue):  # the helper is kept waiting (as by a busy core) while the caller works
+        for item in queue:
+            names.append(threading.current_thread().name)
+            if threading.current_thread() is not threading.main_thread():
+                time.sleep(0.2)
+
+    try:
+        for _ in range(threads.LOADED_STRIKES):
+            threads.run_shared(lopsided, range(20), workers=2)
+        state = threads.load_state()
+        assert state["solo_spells"] == 1 and state["solo_calls"] == 5
+        names.clear()
+        for _ in range(5):  # resting: everything on the calling thread
+            threads.run_shared(lopsided, range(20), workers=2)
+        assert set(names) == {threading.main_thread().name}
+        assert threads.load_state()["solo_calls"] == 0
+        names.clear()
+        threads.run_shared(lambda q: [names.append(threading.current_thread().name) or time.sleep(0.001)
+                                      for _ in q], range(40), workers=2)
+        assert len(set(names)) == 2  # then both threads again
+    finally:
+        threads.reset_load_state()
+
+
+def test_load_detector_ignores_small_and_even_calls():
+    threads.reset_load_state()
+    threads._judge_load([1, 20])  # the first calls are not judged (the threads start then)
+    assert threads.load_state()["strikes"] == 0 and threads.load_state()["calls"] == 1
+    threads.reset_load_state(warm=True)
+    threads.run_shared(lambda q: list(q), range(threads.JUDGE_MIN_ITEMS - 1), workers=2)
+    assert threads.load_state()["strikes"] == 0
+    threads._judge_load([10, 10])
+    threads._judge_load([6, 14])  # 6 >= half of the fair 10: even enough
+    assert threads.load_state()["strikes"] == 0
+    threads._judge_load([4, 16])
+    assert threads.load_state()["strikes"] == 1
+    threads._judge_load([10, 10])
+    assert threads.load_state()["strikes"] == 0
+    threads.reset_load_state()
+
+
+def test_resting_threads_also_rest_the_blas():
+    before = threads.get_num_threads()
+    try:
+        if threads.set_num_threads(2) != 2:
+            pytest.skip("the BLAS thread count cannot be set here")
+        threads.reset_load_state(warm=True)
+        threads._load["solo_calls"] = 1
+        seen = []
+        threads.run_shared(lambda q: seen.extend((threading.current_thread().name, threads.get_num_threads())
+                                                 for _ in q), range(10), workers=2)
+        assert {s for s in seen} == {(threading.main_thread().name, 1)}
+        assert threads.get_num_threads() == 2
+    finally:
+        threads.set_num_threads(before)
+        threads.reset_load_state()
