@@ -39,11 +39,11 @@ _cache: dict = {}  # the BLAS library found, looked up once
 ENV = "NPCNN_NUM_THREADS"
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # What npcnn does at import when neither NPCNN_NUM_THREADS nor a BLAS variable is set.
-# Measured (benchmarks/fair_bench.py --suite load, 2 cores, ResNet-20 batch 128 train step):
-# two BLAS threads 1.14 s quiet but 2.5-2.7 s beside one busy process (their spinning threads
-# fight it); one BLAS thread 1.29 s quiet and 1.18-1.34 s beside it. "split" (one BLAS thread,
-# the Winograd chunks on both cores) is 1.18 s quiet and 1.34-1.41 s loaded: nearly the best
-# of both, so it is the default.
+# Measured (benchmarks/fair_bench.py --suite load, 2 cores, ResNet-20 batch 128 train step,
+# 2026-12-01): "split" (one BLAS thread, the kernels' chunks on both cores, the load detector
+# of run_shared) 0.78 s quiet and 1.20-1.27 s beside one busy process; one thread for
+# everything 1.40 s quiet and 1.23-1.27 s loaded; two BLAS threads 0.82 s quiet and 1.29-1.33 s
+# loaded (2.5-2.7 s in the release before, when the kernels did not hold the BLAS to one thread).
 DEFAULT = "split"
 # "split" uses at most this many kernel threads: each keeps its own work buffers (about 20 MB for
 # a convolution), and a batch is cut into few enough chunks that more would mostly wait.
