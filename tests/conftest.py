@@ -16,10 +16,13 @@ if "NPCNN_DATA" not in os.environ and _SHARED_DATA.is_dir():
 
 @pytest.fixture(autouse=True)
 def _fresh_state():
-    """Every test starts on NumPy, float32 default, seeded, with gradients enabled."""
+    """Every test starts on NumPy, float32 default, seeded, with gradients enabled, and with the
+    kernels' load detector (npcnn.threads) fresh: a fallback to one thread that an earlier
+    test's timing set off would otherwise leave a test of the threads running on one."""
     npcnn.set_backend("numpy")
     npcnn.set_default_dtype(np.float32)
     npcnn.manual_seed(0)
+    npcnn.threads.reset_load_state()
     yield
     npcnn.set_backend("numpy")
     npcnn.set_default_dtype(np.float32)

@@ -141,9 +141,11 @@ def test_chunks_shared_by_threads_give_the_same_bits(rng, monkeypatch, workers, 
         dout = rng.standard_normal(out1.shape)
         grads1 = F.conv2d_backward(dout, cache1)
     for _ in range(3):
+        before = threads.load_state()["calls"]
         with threads.num_workers(workers):
             out, cache = F.conv2d_forward(x, w, b, **kw)
             grads = F.conv2d_backward(dout, cache)
+        assert threads.load_state()["calls"] > before  # the chunks really were shared
         np.testing.assert_array_equal(out, out1)
         for got, want in zip(grads, grads1):
             np.testing.assert_array_equal(got, want)

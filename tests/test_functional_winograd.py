@@ -161,9 +161,11 @@ def test_chunks_shared_by_threads_give_the_same_result(monkeypatch, workers):
     monkeypatch.setattr(Wg, "CHUNK_MIN_COLUMNS", 1)
     with threads.num_workers(1):
         serial = Wg.winograd_conv2d_backward(dout, Wg.winograd_conv2d_forward(x, w, None, 1)[1])
+    before = threads.load_state()["calls"]
     with threads.num_workers(workers):
         split_out, split_cache = Wg.winograd_conv2d_forward(x, w, None, 1)
         split = Wg.winograd_conv2d_backward(dout, split_cache)
+    assert threads.load_state()["calls"] > before or workers == 1  # the chunks really were shared
     np.testing.assert_allclose(split_out, out, rtol=1e-12, atol=1e-12)
     for got, want, one in zip(split[:2], grads[:2], serial[:2]):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
