@@ -195,8 +195,8 @@ _inside = threading.local()  # .active: this thread is running a work function o
 
 
 def set_num_workers(n):
-    """Threads :func:`run_shared` (the im2col and Winograd convolutions) and :func:`map_split`
-    share their chunks over.
+    """Threads :func:`run_shared` (the convolutions, BatchNorm, ReLU, max pooling) shares their
+    chunks over.
 
     Args:
         n (int or None): threads >= 1; None (the default): as many as the BLAS uses
@@ -209,7 +209,7 @@ def set_num_workers(n):
 
 
 def get_num_workers():
-    """The threads :func:`run_shared` and :func:`map_split` use by default (see :func:`set_num_workers`)."""
+    """The threads :func:`run_shared` uses by default (see :func:`set_num_workers`)."""
     return _split["workers"] or get_num_threads()
 
 
@@ -225,40 +225,27 @@ def num_workers(n):
         _split["workers"] = before
 
 
-def map_split(fn, items, workers=None):
-    """[fn(group) for group in groups], the groups being ``items`` split into up to ``workers``
-    contiguous runs, run in parallel threads.
+@contextlib.contextmanager
+def _one_blas_thread():
+    """Hold the BLAS to one thread for the block, then put its count back.
 
-    For kernels whose work falls into independent chunks: NumPy releases the GIL in array
-    operations, so two threads put two cores on the element-wise work too, which BLAS threads
-    never do. While the groups run, the BLAS is set to one thread (and put back afterwards):
-    each thread's GEMMs then run on its own core instead of two threads' GEMMs fighting over
-    one shared BLAS pool. (OpenBLAS's ``openblas_set_num_threads_local`` would be the
-    per-thread way, but in its pthreads builds it changes the global count too.)
-
-    Args:
-        fn (callable): takes a list of items (one group), returns anything.
-        items (list): the work items, e.g. (start, stop) chunks of a batch.
-        workers (int, default None): threads; None: :func:`get_num_workers` (unless set, what
-            the BLAS may use, so ``set_num_threads(1)`` makes every kernel single-threaded).
-            With 1, or a single item, ``fn`` runs once in this thread on all items.
-
-    Returns the list of the groups' results, in order.
-    """
-    items = list(items)
+    While a kernel's threads run, each one's GEMMs then run on its own core instead of two
+    threads' GEMMs fighting over one shared BLAS pool. (OpenBLAS's
+    ``openblas_set_num_threads_local`` would be the per-thread way, but in its pthreads builds
+    it changes the global count too.)"""
     blas_threads = get_num_threads()
-    workers = max(1, min(len(items), get_num_workers() if workers is None else int(workers)))
-    if workers == 1:
-        return [fn(items)]
-    groups = contiguous_runs(items, workers)
-    executor = _executor(workers)
     if blas_threads > 1:
         set_num_threads(1)
     try:
-        return list(executor.map(fn, groups))
+        yield
     finally:
         if blas_threads > 1:
             set_num_threads(blas_threads)
+
+
+def chunk_ranges(n, size):
+    """(start, stop) ranges of ``size`` items (the last one shorter) covering 0 .. n."""
+    return [(start, min(n, start + size)) for start in range(0, n, size)]
 
 
 def contiguous_runs(items, count):
@@ -313,7 +300,7 @@ def run_shared(work, items, workers=None):
     fewer items instead of holding the others up at a fixed split. ``work`` sets up its own
     scratch buffers, processes the items it draws and writes each result where no other item
     writes, so the answer does not depend on which thread took which item. The calling thread is
-    one of the workers; while they run the BLAS is set to one thread (see :func:`map_split`).
+    one of the workers; while they run the BLAS is set to one thread (:func:`_one_blas_thread`).
     When the splits keep coming out lopsided (a loaded machine, see the load detector below) the
     calls run on the calling thread alone for a while.
 
@@ -328,15 +315,9 @@ def run_shared(work, items, workers=None):
     if workers == 1 or getattr(_inside, "active", False):
         work(iter(items))
         return
-    blas_threads = get_num_threads()
     if _solo_because_loaded():  # on one thread, and one BLAS thread, which never spins against the load
-        if blas_threads > 1:
-            set_num_threads(1)
-        try:
+        with _one_blas_thread():
             work(iter(items))
-        finally:
-            if blas_threads > 1:
-                set_num_threads(blas_threads)
         return
     lock, source, failed = threading.Lock(), iter(items), threading.Event()
     taken = [0] * workers  # items each thread drew: the load detector reads them
@@ -360,9 +341,7 @@ def run_shared(work, items, workers=None):
         finally:
             _inside.active = False
 
-    if blas_threads > 1:
-        set_num_threads(1)
-    try:
+    with _one_blas_thread():
         futures = [_executor(workers - 1).submit(run, slot) for slot in range(1, workers)]
         error = None
         try:
@@ -373,9 +352,6 @@ def run_shared(work, items, workers=None):
             future.result() if error is None else future.exception()
         if error is not None:
             raise error
-    finally:
-        if blas_threads > 1:
-            set_num_threads(blas_threads)
     _judge_load(taken)
 
 
@@ -452,7 +428,7 @@ def batch_chunks(a, chunk_bytes=None):
         return [(0, a.shape[0] if getattr(a, "ndim", 0) else 1)]
     per_sample = max(1, a.nbytes // a.shape[0])
     size = max(1, (ELEMENTWISE_CHUNK_BYTES if chunk_bytes is None else int(chunk_bytes)) // per_sample)
-    return [(start, min(a.shape[0], start + size)) for start in range(0, a.shape[0], size)]
+    return chunk_ranges(a.shape[0], size)
 
 
 def each_batch_chunk(fn, a, chunk_bytes=None):

@@ -1,4 +1,4 @@
-"""npcnn.threads: the BLAS thread count at run time, the automatic choice, and map_split."""
+"""npcnn.threads: the BLAS thread count at run time, the automatic choice, run_shared and its load detector."""
 
 import threading
 
@@ -32,34 +32,23 @@ def test_automatic_choice_is_between_one_and_the_cores():
     assert threads.busy_cores_elsewhere(0.01) >= 0.0
 
 
-def test_map_split_keeps_order_and_covers_every_item():
-    names = set()
-
-    def fn(group):
-        names.add(threading.current_thread().name)
-        return [i * i for i in group]
-
-    results = threads.map_split(fn, range(7), workers=3)
-    assert len(results) == 3
-    assert [len(r) for r in results] == [3, 2, 2]
-    assert sum(results, []) == [i * i for i in range(7)]
-    assert threads.map_split(fn, [5], workers=4) == [[25]]  # one item: one group, this thread
-    assert threads.map_split(fn, range(3), workers=1) == [[0, 1, 4]]
+def test_chunk_ranges_and_single_thread_cases_of_run_shared():
+    assert threads.chunk_ranges(7, 3) == [(0, 3), (3, 6), (6, 7)]
+    assert threads.chunk_ranges(0, 3) == []
+    seen = []
+    threads.run_shared(lambda q: seen.append((threading.current_thread().name, list(q))), [5], workers=4)
+    assert seen == [(threading.current_thread().name, [5])]  # one item: this thread, once
+    seen.clear()
+    threads.run_shared(lambda q: seen.append(list(q)), range(3), workers=1)
+    assert seen == [[0, 1, 2]]
 
 
-def test_map_split_puts_the_blas_thread_count_back():
+def test_run_shared_holds_the_blas_to_one_thread_and_puts_it_back():
     before = threads.get_num_threads()
-    seen = threads.map_split(lambda group: threads.get_num_threads(), range(4), workers=2)
-    assert seen == [1, 1]  # one BLAS thread while the groups run
+    seen = []
+    threads.run_shared(lambda q: seen.extend(threads.get_num_threads() for _ in q), range(4), workers=2)
+    assert seen == [1, 1, 1, 1]  # one BLAS thread while the threads run
     assert threads.get_num_threads() == before
-
-
-def test_map_split_passes_exceptions_on():
-    def fn(group):
-        raise KeyError("boom")
-
-    with pytest.raises(KeyError):
-        threads.map_split(fn, range(4), workers=2)
 
 
 def test_apply_default_reads_the_environment():
@@ -86,7 +75,12 @@ def test_workers_follow_the_blas_unless_set():
         assert threads.get_num_workers() == threads.get_num_threads()
         threads.set_num_workers(3)
         assert threads.get_num_workers() == 3
-        assert len(threads.map_split(lambda g: g, range(6))) == 3
+        import time
+
+        names = set()
+        threads.run_shared(lambda q: [names.add(threading.current_thread().name) or time.sleep(0.01) for _ in q],
+                           range(12))
+        assert len(names) == 3
         with pytest.raises(ValueError, match=">= 1 or None"):
             threads.set_num_workers(0)
     finally:

@@ -72,7 +72,7 @@ and conv2d's weight gradient (for dw).
 from collections import namedtuple
 
 from ..backend import as_strided, get_array_module, scratch
-from ..threads import contiguous_runs, kernel_workers, run_shared
+from ..threads import chunk_ranges, contiguous_runs, kernel_workers, run_shared
 from . import conv_fft, winograd
 from .geometry import as_tuple, conv_geometry, conv_output_size, conv_transpose_output_size, pair, padding_pairs
 from .padding import pad_backward, pad_forward
@@ -224,10 +224,6 @@ def _gradients_banded(dout, x, w, g, bands, max_buffer_bytes, need_dx, need_dw):
     return dx, dw
 
 
-def _chunks(n, size):
-    return [(start, min(n, start + size)) for start in range(0, n, size)]
-
-
 # Cap of the per-run partial weight gradients of one backward call (see _gradients).
 DW_PARTS_BYTES = 32 * 2 ** 20
 # dW per group at most this many entries (K x O/groups) is computed one sample at a time (see _gradients).
@@ -372,7 +368,7 @@ def _output(x, w, b, g, max_buffer_bytes):
             else:
                 xp.add(res, b.reshape(-1, 1, 1), out=out[n0:n1])
 
-    run_shared(run, _chunks(g.N, chunk), kernel_workers(xp))
+    run_shared(run, chunk_ranges(g.N, chunk), kernel_workers(xp))
     return out
 
 
@@ -449,7 +445,7 @@ def _gradients(dout, x, w, g, max_buffer_bytes, need_dx=True, need_dw=True):
     # OpenBLAS handles badly, and not at all on two threads at once: there one product per
     # sample, summed, measured 3-7x faster (LeNet-5's c1, a ResNet stem); elsewhere 1-1.6x slower.
     per_sample = K * Og <= PER_SAMPLE_DW_ENTRIES and P >= PER_SAMPLE_DW_MIN_POSITIONS
-    runs = contiguous_runs(_chunks(g.N, chunk), DW_PARTS_BYTES // (g.O * K * dtype.itemsize))
+    runs = contiguous_runs(chunk_ranges(g.N, chunk), DW_PARTS_BYTES // (g.O * K * dtype.itemsize))
     dw_parts = xp.empty((len(runs), G, K, Og), dtype=dtype) if need_dw else None
 
     def run(queue):  # one thread: its own buffers, the runs it draws from the shared queue

@@ -54,7 +54,7 @@ which is why only F(2x2, 3x3) is here.
 import numpy as np
 
 from ..backend import get_array_module, scratch
-from ..threads import contiguous_runs, kernel_workers, run_shared
+from ..threads import chunk_ranges, contiguous_runs, kernel_workers, run_shared
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
@@ -114,10 +114,6 @@ def _geometry(x_shape, w_shape, padding):
         raise ValueError(f"winograd_conv2d: the 3x3 kernel is larger than the padded input "
                          f"({H + sum(pads[0])}, {W + sum(pads[1])})")
     return N, C, H, W, O, C // Cg, pads, Ho, Wo, (Ho + 1) // 2, (Wo + 1) // 2
-
-
-def _chunks(n, size):
-    return [(start, min(n, start + size)) for start in range(0, n, size)]
 
 
 def _chunk_size(C, th, tw, itemsize, N):
@@ -413,7 +409,7 @@ def winograd_conv2d_forward(x, w, b=None, padding=((0, 0), (0, 0)), groups=None)
             M = _gemm(U, V, g, out=buf.get("M", (4, 4, O, V.shape[3])))
             output_transform(M, out[start:stop], th, tw, buf)
 
-    run_shared(run, _chunks(N, _chunk_size(C, th, tw, x.dtype.itemsize, N)), kernel_workers(xp))
+    run_shared(run, chunk_ranges(N, _chunk_size(C, th, tw, x.dtype.itemsize, N)), kernel_workers(xp))
     if (2 * th, 2 * tw) != (Ho, Wo):  # odd output size: the last tile row/column was half outside
         out = xp.ascontiguousarray(out[:, :, :Ho, :Wo])
     if b is not None:
@@ -452,7 +448,7 @@ def winograd_conv2d_backward(dout, cache, need_dx=True, need_dw=True):
     # The chunks go out in runs of consecutive chunks with one dU per run, summed in run order at
     # the end: the same answer whichever thread took which run. A run is one chunk unless the
     # weight is so large that the partial dUs would pass DU_PARTS_BYTES.
-    chunks = _chunks(N, _chunk_size(C, th, tw, x.dtype.itemsize, N))
+    chunks = chunk_ranges(N, _chunk_size(C, th, tw, x.dtype.itemsize, N))
     runs = contiguous_runs(chunks, DU_PARTS_BYTES // (U.size * U.dtype.itemsize))
     dU_parts = xp.empty((len(runs),) + U.shape, dtype=U.dtype) if need_dw else None
 
