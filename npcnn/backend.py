@@ -16,6 +16,7 @@ NumPy's BLAS thread count is set once here, at import, by ``npcnn.threads.apply_
 """
 
 import contextlib
+import math
 import os
 import threading
 import weakref
@@ -332,11 +333,8 @@ def scratch(xp, name, shape, dtype):
     return a scratch array, nor ask for one ``name`` twice while it still uses the first. On
     CuPy (whose memory pool already reuses blocks) this is ``cupy.empty``.
     """
-    size = 1
-    for s in shape:
-        size *= int(s)
     dtype = np.dtype(dtype)
-    nbytes = size * dtype.itemsize
+    nbytes = math.prod(int(s) for s in shape) * dtype.itemsize
     if xp is not np or nbytes > SCRATCH_KEEP_BYTES:
         return xp.empty(shape, dtype=dtype)
     kept = getattr(_scratch, "kept", None)

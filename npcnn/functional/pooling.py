@@ -182,13 +182,13 @@ def max_pool2d_backward(dout, cache):
         if (oh * kernel[0], ow * kernel[1]) != x.shape[-2:]:
             dx[...] = 0  # rows / columns past the last whole block get no gradient
         dblocks = _blocks(dx, out.shape[-2:], kernel)
+        finite = bool(xp.isfinite(dout).all())  # once for the batch, not per chunk
 
         def chunk(k, rows):  # chunks of the batch on all cores
             masked = _masker(dout[rows], finite)
             for i, j, hit in _tile_hits(x[rows], out[rows], kernel, out.shape[-2:]):
                 dblocks[rows, :, :, i, :, j] = masked(hit)  # every block entry is written once
 
-        finite = bool(xp.isfinite(dout).all())
         each_batch_chunk(chunk, x)
         return dx
     _, arg, x_shape, kernel, stride, dilation, (top, bottom, left, right) = cache
