@@ -22,6 +22,19 @@ import numpy as np
 
 LR, MOMENTUM = 0.01, 0.9
 
+_built = set()  # the frameworks whose step this process has built: at most one
+
+
+def _own_process(framework):
+    """Refuse a second framework in one process: their thread pools (NumPy's OpenBLAS,
+    PyTorch's OpenMP) would fight over the cores and both timings would be wrong (PyTorch ran
+    at a third of its speed that way). ``fair_bench.py`` starts one process per framework."""
+    _built.add(framework)
+    if len(_built) > 1:
+        raise RuntimeError(f"frameworks.build_{framework}: this process already built "
+                           f"{sorted(_built - {framework})}; time each framework in a process of its own "
+                           "(benchmarks/fair_bench.py does)")
+
 
 def resnet_depth(work):
     """``"resnet20"`` -> 20; None for a work that is not a CIFAR ResNet."""
@@ -101,6 +114,7 @@ def build_npcnn(work, state, x, y, algo=None):
     loops do: the first layer then skips the gradient of the input batch, which PyTorch never
     computes either (the input does not require a gradient), so both do the same work. The
     conv3x3 step does return dx (it is one of the outputs compared and timed)."""
+    _own_process("npcnn")
     import npcnn
     from npcnn import nn
 
@@ -147,6 +161,7 @@ def conv_dout(x):
 
 def build_torch(work, state, x, y, threads=None):
     """PyTorch's step (CPU), with the same weights; ``threads``: torch.set_num_threads."""
+    _own_process("torch")
     import torch
     from torch import nn as tnn
 
@@ -235,6 +250,7 @@ def build_dezero(work, state, x, y):
     DeZero 0.0.13 still names ``np.int`` (removed in NumPy 2.0) as a default argument: the alias
     is put back in this process so that it runs on the same NumPy (and OpenBLAS) as npcnn.
     """
+    _own_process("dezero")
     if not hasattr(np, "int"):
         np.int = int
     import dezero
@@ -377,6 +393,7 @@ def dezero_resnet(depth, state):
 
 def build_chainer(work, state, x, y):
     """Chainer 7.8.1's step (NumPy backend, default configuration), with the same weights."""
+    _own_process("chainer")
     import chainer
     import chainer.functions as F
 

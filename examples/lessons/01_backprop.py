@@ -21,7 +21,7 @@ import numpy as np
 
 import npcnn
 from npcnn import diagnostics, gradcheck, nn
-from _course import claim, savefig, setup
+from _course import all_claims_hold, claim, savefig, setup
 
 quick, out = setup("01_backprop", "Backpropagation by hand")
 npcnn.manual_seed(0)
@@ -271,3 +271,6 @@ claim("the residual block's input gradient is exactly body's plus dL/dH (the '+1
       np.array_equal(dx_block, dx_body + dH))
 claim(f"doubling the weights of the {depth}-layer ReLU net multiplies the first gradient by > 2^(d-2)",
       growth > 2.0 ** (depth - 2))
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

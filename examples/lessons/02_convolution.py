@@ -17,7 +17,7 @@ import numpy as np
 
 import npcnn
 from npcnn import data, nn, viz
-from _course import claim, savefig, setup
+from _course import all_claims_hold, claim, savefig, setup
 
 quick, out = setup("02_convolution", "Why convolution")
 npcnn.manual_seed(0)
@@ -275,3 +275,6 @@ claim("three 3x3 layers: 27C^2 weights < one 7x7 layer: 49C^2",
 claim("the 1x1 bottleneck is a per-pixel matrix product: 3,088 parameters, 2,408,448 MACs",
       np.abs(squeezed[0] - per_pixel).max() < 1e-12 and bottleneck.num_parameters() == 3088
       and bottleneck_macs == 2_408_448)
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

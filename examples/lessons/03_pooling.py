@@ -13,7 +13,7 @@
 import numpy as np
 
 from npcnn import data, gradcheck, nn
-from _course import claim, savefig, setup
+from _course import all_claims_hold, claim, savefig, setup
 
 quick, out = setup("03_pooling", "Pooling")
 
@@ -175,3 +175,6 @@ claim("... while a single filter's response to the rotated pattern drops below h
 claim("MaxPoolChannels passes the float64 gradient check (tiling and overlapping windows)",
       all(report.ok for report in checks))
 claim("its backward sends each gradient to the winning channel", np.array_equal(routed, [0.0, 10.0, 20.0, 0.0]))
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

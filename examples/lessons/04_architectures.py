@@ -12,7 +12,7 @@
 
 # %%
 from npcnn import models, nn
-from _course import claim, savefig, setup
+from _course import all_claims_hold, claim, savefig, setup
 
 quick, out = setup("04_architectures", "The architectures, counted")
 
@@ -192,3 +192,6 @@ claim(f"the Keras counts of {', '.join(keras_rows)} are reproduced exactly",
       all(keras_style == keras for _, _, keras_style, keras in keras_rows.values()))
 claim("identity shortcuts add no parameters: resnet20 and plain20 have the same count",
       models.resnet20().num_parameters() == models.plain20().num_parameters())
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

@@ -20,7 +20,7 @@ import numpy as np
 
 import npcnn
 from npcnn import data, models, nn, optim, train
-from _course import claim, savefig, setup
+from _course import all_claims_hold, claim, savefig, setup
 
 quick, out = setup("05_mnist", "Hands-on: LeNet-5 on MNIST")
 npcnn.manual_seed(0)
@@ -201,3 +201,6 @@ claim("the test accuracy, measured once at the end, is within 2 points of the va
       abs(test_accuracy - val_accuracy) < 0.02)
 claim("the confusion matrix accounts for every test image and its diagonal is the accuracy",
       confusion.sum() == len(test_labels) and abs(np.trace(confusion) / confusion.sum() - test_accuracy) < 1e-12)
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

@@ -16,7 +16,7 @@ import numpy as np
 
 import npcnn
 from npcnn import data, diagnostics, nn, optim, train
-from _course import claim, flat_digits, savefig, setup
+from _course import all_claims_hold, claim, flat_digits, savefig, setup
 
 quick, out = setup("06_initialization", "Initialization")
 
@@ -223,3 +223,6 @@ if task == "MNIST":
           all(final_loss(a, g) < guess / 3 for a in ("tanh", "relu") for g in ("xavier", "he")))
 else:
     print("(the synthetic task learns more slowly: no claim on how far below the guessing loss it gets)")
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

@@ -21,7 +21,7 @@ import numpy as np
 import npcnn
 from npcnn import data, diagnostics, nn, optim, train
 from npcnn.optim import lr_scheduler
-from _course import claim, flat_digits, savefig, setup
+from _course import all_claims_hold, claim, flat_digits, savefig, setup
 
 quick, out = setup("07_learning_rate", "The learning rate and its schedules")
 
@@ -279,3 +279,6 @@ claim(f"every schedule trains: its final loss is below {factor} x the guessing l
 claim(f"at eta = {rescue_lr} the residual MLP diverges without warm-up (inf/NaN) and learns with it "
       f"(final loss below {factor} x the guessing loss)",
       finite(without[1]["loss"]) == np.inf and with_warmup[1]["loss"] < factor * np.log(n_classes))
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

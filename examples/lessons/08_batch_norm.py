@@ -16,7 +16,7 @@ import numpy as np
 
 import npcnn
 from npcnn import data, diagnostics, nn, optim, train
-from _course import claim, flat_digits, savefig, setup
+from _course import all_claims_hold, claim, flat_digits, savefig, setup
 
 quick, out = setup("08_batch_norm", "Batch normalization")
 
@@ -272,3 +272,6 @@ if task == "MNIST":
 else:
     print("(MNIST not found: the training claims are made on MNIST only; the synthetic fallback task learns too "
           "slowly with these MLPs in quick mode to support them)")
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

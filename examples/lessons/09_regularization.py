@@ -30,7 +30,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else "")
-from _course import claim, savefig, setup  # noqa: E402
+from _course import all_claims_hold, claim, savefig, setup  # noqa: E402
 
 import npcnn  # noqa: E402
 from npcnn import nn, optim  # noqa: E402
@@ -284,3 +284,6 @@ claim(f"dropout + L2 + augmentation leaves the smallest accuracy gap ({both['acc
 claim(f"the full dropout net approximates the average of {K} thinned nets (agreement {agreement:.1%} >= 95%, "
       f"accuracy {full_acc:.3f} vs {ensemble_acc:.3f}) and beats one thinned net ({single_acc:.3f})",
       agreement >= 0.95 and abs(full_acc - ensemble_acc) <= 0.02 and single_acc < full_acc)
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

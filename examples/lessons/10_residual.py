@@ -24,7 +24,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else "")
-from _course import claim, savefig, setup  # noqa: E402
+from _course import all_claims_hold, claim, savefig, setup  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -283,3 +283,6 @@ claim(f"too-large weights explode: the first gradient norm is {norm0:.3g} > 100 
 claim(f"with the global gradient norm clipped to 1 the same net stays finite and learns: its loss ends below "
       f"guessing's ln 10 = 2.30 ({clipped[0]:.1f} -> {np.mean(clipped[-10:]):.2f})",
       bool(np.all(np.isfinite(clipped))) and np.mean(clipped[-10:]) < 2.0)
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

@@ -45,7 +45,7 @@ from collections import OrderedDict
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else "")
-from _course import claim, savefig, setup  # noqa: E402
+from _course import all_claims_hold, claim, savefig, setup  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -361,3 +361,6 @@ svm_many = table["similar", "many"]["top (r3) features + linear SVM"]
 claim(f"similar target, many labels: the trained linear classifiers beat 3-NN on the top features "
       f"(softmax {table['similar', 'many'][top]:.3f}, SVM {svm_many:.3f}, 3-NN {knn_many:.3f})",
       knn_many < min(table["similar", "many"][top], svm_many))
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

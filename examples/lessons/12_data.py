@@ -30,7 +30,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else "")
-from _course import claim, savefig, setup  # noqa: E402
+from _course import all_claims_hold, claim, savefig, setup  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -257,3 +257,6 @@ if real is not None:
 else:
     claim(f"a net trained on synthetic digits recognizes other synthetic digits "
           f"({results['synthetic only, synthetic test']:.3f} > 0.8)", results["synthetic only, synthetic test"] > 0.8)
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

@@ -33,7 +33,7 @@ from collections import OrderedDict
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd())
 
 import numpy as np
-from _course import claim, savefig, setup
+from _course import all_claims_hold, claim, savefig, setup
 
 import npcnn
 from npcnn import nn, viz
@@ -304,3 +304,6 @@ claim("DeepDream amplifies the layer it dreams on (||A||^2 grows)", energy_after
 claim(f"for shifted digits, feature-space neighbours share the label more often than pixel-space ones "
       f"({100 * agreement['f6 features', 2]:.0f}% vs {100 * agreement['pixels', 2]:.0f}%)",
       agreement["f6 features", 2] > agreement["pixels", 2])
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

@@ -35,7 +35,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd())
 
 import numpy as np
-from _course import claim, savefig, setup
+from _course import all_claims_hold, claim, savefig, setup
 
 import npcnn
 from npcnn import nn
@@ -332,3 +332,6 @@ claim(f"a bag of words scores exactly 50% on the paired test set (measured {100 
       abs(text_accuracy["bag of words"] - 0.5) < 1e-9)
 claim(f"a convolution over word order solves it (test {100 * text_accuracy['1-D CNN']:.1f}% > 95%)",
       text_accuracy["1-D CNN"] > 0.95)
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

@@ -31,7 +31,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd())
 
 import numpy as np
-from _course import claim, savefig, setup
+from _course import all_claims_hold, claim, savefig, setup
 from scipy import ndimage
 
 import npcnn
@@ -426,3 +426,6 @@ claim(f"skip fusion helps: FCN-8s reaches a lower training loss ({segmentation['
 claim(f"the learned 2x upscaler beats bicubic interpolation by more than 1 dB PSNR "
       f"({psnr_table['learned 2x upscaler']:.2f} vs {psnr_table['bicubic']:.2f} dB)",
       psnr_table["learned 2x upscaler"] > psnr_table["bicubic"] + 1.0)
+
+# %%
+assert all_claims_hold(), "a claim of this lesson does not hold: see [FAILED] above"

@@ -1,7 +1,7 @@
 """What every lesson shares: the ``--quick`` switch, where its figures go, and how it states a claim.
 
-A lesson imports this file with ``from _course import setup, claim`` (it sits beside the lessons),
-so each lesson stays a page of npcnn's public API plus these three helpers.
+A lesson imports this file with ``from _course import setup, claim, all_claims_hold`` (it sits
+beside the lessons), so each lesson stays a page of npcnn's public API plus these few helpers.
 """
 
 import argparse
@@ -26,10 +26,26 @@ def setup(name, description=""):
     return args.quick, out
 
 
+_verdicts = []  # (text, holds) of every claim the lesson has made, in order
+
+
 def claim(text, holds):
-    """Print one claim of the lesson with its verdict, and stop the lesson if it does not hold."""
+    """Print one claim of the lesson with its verdict ([ok] or [FAILED]) and record it; returns
+    whether it holds. A lesson ends with ``assert all_claims_hold()``, so every verdict is
+    printed before a failing lesson stops."""
+    holds = bool(holds)
+    _verdicts.append((text, holds))
     print(f"[{'ok' if holds else 'FAILED'}] {text}")
-    assert holds, text
+    return holds
+
+
+def all_claims_hold():
+    """True when the lesson made at least one claim and every one of them held (the claims
+    that failed are printed again, so the end of the output names them)."""
+    failed = [text for text, holds in _verdicts if not holds]
+    for text in failed:
+        print(f"claim does not hold: {text}")
+    return bool(_verdicts) and not failed
 
 
 def savefig(fig, out, filename):
